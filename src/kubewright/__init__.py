@@ -1,0 +1,3 @@
+"""kubewright: Kubernetes add-ons rebuilt in Python on one shared runtime."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,37 @@
+"""The umbrella command: `kubewright <component> <verb>`, `kubewright dev ...`, `kubewright demo`."""
+
+from __future__ import annotations
+
+import typer
+
+from kubewright import __version__
+from kubewright.demo.command import demo
+from kubewright.testenv.devcli import dev_app
+
+app = typer.Typer(
+    name="kubewright",
+    help="Kubernetes add-ons rebuilt in Python on one shared runtime.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(dev_app, name="dev")
+app.command("demo")(demo)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kubewright {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Kubernetes add-ons rebuilt in Python on one shared runtime."""
+
+
+if __name__ == "__main__":
+    app()

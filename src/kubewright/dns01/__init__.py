@@ -1,0 +1,1 @@
+"""cert-manager DNS01 solver publishing challenges to a Valkey stream."""

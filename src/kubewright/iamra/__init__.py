@@ -1,0 +1,1 @@
+"""IAM Roles Anywhere credential injector (mutating webhook)."""

@@ -1,0 +1,1 @@
+"""Ignition Sync operator (CRD, controller, git webhook receiver, agent)."""

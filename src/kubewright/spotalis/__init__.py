@@ -1,0 +1,1 @@
+"""Spotalis: spot / on-demand replica split (controllers + webhook)."""

@@ -1,0 +1,153 @@
+"""pytest plugin: session-scoped local clusters, a namespace per test, a kube client, loopback helpers.
+
+Tests marked `envtest` get etcd + kube-apiserver; tests marked `sim` (or `e2e`) get the sim cluster.
+When the binaries are not built the tier is skipped with the reason, unless
+`KUBEWRIGHT_REQUIRE_CONTROLPLANE` is set (as CI does), in which case the test fails instead, so a
+missing install step can never pass as a green run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kubewright.runtime.kube import KubeClient
+from kubewright.testenv import binaries, cluster, pki
+from kubewright.testenv.layout import ClusterDir, ClusterSpec, ClusterState, Mode
+
+REQUIRE_ENV = "KUBEWRIGHT_REQUIRE_CONTROLPLANE"
+SIM_NODES_ENV = "KUBEWRIGHT_TEST_SIM_NODES"
+CONTROL_PLANE_COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubectl",
+)
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """A running local cluster as tests see it: where it is and how to authenticate to it."""
+
+    cdir: ClusterDir
+    state: ClusterState
+    spec: ClusterSpec
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cdir.kubeconfig
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.state.ports['apiserver']}"
+
+    @property
+    def pki(self) -> pki.ClusterPKI:
+        return pki.load(self.cdir.pki)
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.pki.ca.cert.read_bytes()
+
+    def admin_ssl_context(self) -> ssl.SSLContext:
+        """TLS context that trusts the API server and authenticates as the admin (system:masters)."""
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca.cert))
+        ctx.load_cert_chain(str(self.pki.admin.cert), str(self.pki.admin.key))
+        return ctx
+
+    def client(self, field_manager: str = "kubewright-tests") -> KubeClient:
+        return KubeClient.from_kubeconfig(self.kubeconfig, field_manager=field_manager)
+
+    def binary(self, component: str) -> str:
+        return str(binaries.path_of(component))
+
+    def kubectl_env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+def _require_binaries(components: tuple[str, ...]) -> None:
+    try:
+        missing = binaries.missing(components)
+    except (binaries.ControlPlaneUnavailable, OSError) as err:
+        missing = [f"({err})"]
+    if not missing:
+        return
+    reason = (
+        f"control-plane binaries not built: {', '.join(missing)} (run `make setup` or `kubewright dev build`)"
+    )
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{REQUIRE_ENV} is set but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _start(name: str, spec: ClusterSpec) -> Iterator[LocalCluster]:
+    _require_binaries(CONTROL_PLANE_COMPONENTS if spec.mode is Mode.SIM else ("etcd", "kube-apiserver"))
+    cdir = ClusterDir.named(name)
+    state = cluster.up(cdir, spec, timeout=300, exit_with_parent=True)
+    try:
+        yield LocalCluster(cdir, state, spec)
+    finally:
+        cluster.down(cdir)
+
+
+@pytest.fixture(scope="session")
+def envtest_cluster() -> Iterator[LocalCluster]:
+    yield from _start(f"pytest-envtest-{os.getpid()}", ClusterSpec(mode=Mode.ENVTEST, nodes=0))
+
+
+@pytest.fixture(scope="session")
+def sim_cluster() -> Iterator[LocalCluster]:
+    nodes = int(os.environ.get(SIM_NODES_ENV, "20"))
+    yield from _start(f"pytest-sim-{os.getpid()}", ClusterSpec(mode=Mode.SIM, nodes=nodes, spot_fraction=0.5))
+
+
+@pytest.fixture
+def local_cluster(request: pytest.FixtureRequest) -> LocalCluster:
+    """The cluster for this test's tier: sim for `sim`/`e2e` tests, envtest otherwise."""
+    wants_sim = request.node.get_closest_marker("sim") or request.node.get_closest_marker("e2e")
+    found: LocalCluster = request.getfixturevalue("sim_cluster" if wants_sim else "envtest_cluster")
+    return found
+
+
+@pytest.fixture
+async def kube(local_cluster: LocalCluster) -> AsyncIterator[KubeClient]:
+    client = local_cluster.client()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _namespace_name(test_name: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].strip("-")
+    return f"t-{base}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+async def namespace(
+    request: pytest.FixtureRequest, kube: KubeClient, local_cluster: LocalCluster
+) -> AsyncIterator[str]:
+    """A fresh namespace for the test, deleted afterwards.
+
+    envtest has no controller-manager to create the `default` ServiceAccount, and Pod admission
+    rejects pods until it exists, so the fixture creates it there.
+    """
+    name = _namespace_name(request.node.name)
+    await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    if local_cluster.spec.mode is Mode.ENVTEST:
+        await kube.create(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}}
+        )
+    try:
+        yield name
+    finally:
+        await kube.delete("v1", "Namespace", name, missing_ok=True)
