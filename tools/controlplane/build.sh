@@ -104,6 +104,9 @@ for c in "${want[@]}"; do
         rm -f "$bindir/$c.tmp"
         exit 1
     fi
+    # One line per build, kept for `make bench` to report what builds really cost on this machine.
+    printf '{"component": "%s", "seconds": %d, "finished": %d}\n' "$c" $((SECONDS - t0)) "$(date +%s)" \
+        >>"$bindir/build-times.jsonl"
     echo "[$i/$total] $c: built in $((SECONDS - t0)) s"
 done
 echo "control plane ready in $bindir ($((SECONDS - started)) s)"
