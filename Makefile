@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 DEMO_NODES ?= 20
 
-.PHONY: setup test test-unit test-envtest test-sim test-e2e lint demo demo-down bench controlplane clean
+.PHONY: setup test lint demo demo-down bench controlplane clean
 
 setup:
 	bash scripts/setup.sh
@@ -15,24 +15,25 @@ controlplane:
 	bash tools/controlplane/build.sh
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	bash scripts/helm-lint.sh
 
-# Every tier, in order of cost. A tier with no tests yet (pytest exit 5) is not a failure.
-test: lint
-	$(MAKE) --no-print-directory test-unit test-envtest test-sim test-e2e
+REPORTS := .kubewright/reports
+TIERS := unit envtest sim e2e
 
-test-unit:
-	$(PYTEST) -m unit -q
-test-envtest:
-	$(PYTEST) -m envtest -q
-test-sim:
-	$(PYTEST) -m sim -q
-test-e2e:
-	$(PYTEST) -m e2e -q || [ $$? -eq 5 ]
+# Every tier, in order of cost, then one summary of all of them. A tier with no tests yet
+# (pytest exit 5) is not a failure.
+test: lint
+	@rm -rf $(REPORTS)
+	$(MAKE) --no-print-directory $(addprefix test-,$(TIERS))
+	@$(PY) scripts/test_summary.py $(foreach t,$(TIERS),$(REPORTS)/$(t).xml)
+
+test-%:
+	@mkdir -p $(REPORTS)
+	$(PYTEST) -m $* -q --junitxml=$(REPORTS)/$*.xml || [ $$? -eq 5 ]
 
 demo: setup
 	$(BIN)/kubewright dev up --sim --nodes $(DEMO_NODES)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -12,38 +10,11 @@ from rich.table import Table
 
 from kubewright.runtime.kube import KubeClient, NotFound
 from kubewright.testenv.nodes import KARPENTER_CAPACITY_TYPE
+from kubewright.testenv.workloads import deployment, wait_available
 
 DEMO_NAMESPACE = "kubewright-demo"
 DEMO_DEPLOYMENT = "hello-sim"
 REPLICAS = 20
-
-
-def sample_deployment(replicas: int = REPLICAS) -> dict[str, object]:
-    labels = {"app": DEMO_DEPLOYMENT}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": DEMO_DEPLOYMENT, "namespace": DEMO_NAMESPACE},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
-            },
-        },
-    }
-
-
-async def wait_available(kube: KubeClient, namespace: str, name: str, replicas: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        dep = await kube.get("apps/v1", "Deployment", name, namespace)
-        if dep.get("status", {}).get("availableReplicas", 0) >= replicas:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Deployment {namespace}/{name} not Available after {timeout:.0f} s")
-        await asyncio.sleep(0.5)  # poll
 
 
 async def show_cluster(kubeconfig: Path) -> None:
@@ -64,7 +35,7 @@ async def show_cluster(kubeconfig: Path) -> None:
             await kube.get("v1", "Namespace", DEMO_NAMESPACE)
         except NotFound:
             await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}})
-        await kube.apply(sample_deployment())
+        await kube.apply(deployment(DEMO_DEPLOYMENT, DEMO_NAMESPACE, REPLICAS))
         console.print(
             f"Deployment {DEMO_NAMESPACE}/{DEMO_DEPLOYMENT}: {REPLICAS} replicas, waiting for Available ..."
         )

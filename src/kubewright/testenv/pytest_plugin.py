@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,16 @@ class LocalCluster:
     def binary(self, component: str) -> str:
         return str(binaries.path_of(component))
 
-    def kubectl_env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+    def kubectl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run the pinned kubectl against this cluster; the caller checks returncode and output."""
+        return subprocess.run(
+            [self.binary("kubectl"), *args],
+            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def _require_binaries(components: tuple[str, ...]) -> None:
@@ -106,7 +115,7 @@ def envtest_cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def sim_cluster() -> Iterator[LocalCluster]:
-    nodes = int(os.environ.get(SIM_NODES_ENV, "20"))
+    nodes = int(os.environ.get(SIM_NODES_ENV, "50"))
     yield from _start(f"pytest-sim-{os.getpid()}", ClusterSpec(mode=Mode.SIM, nodes=nodes, spot_fraction=0.5))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections import Counter
 
 import pytest
@@ -11,35 +10,9 @@ import pytest
 from kubewright.runtime.kube import KubeClient, KubeError
 from kubewright.testenv.nodes import KARPENTER_CAPACITY_TYPE, spot_count
 from kubewright.testenv.pytest_plugin import LocalCluster
+from kubewright.testenv.workloads import deployment, wait_available
 
 pytestmark = pytest.mark.sim
-
-
-def deployment(name: str, namespace: str, replicas: int) -> dict[str, object]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
-            },
-        },
-    }
-
-
-async def wait_available(kube: KubeClient, namespace: str, name: str, replicas: int, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            dep = await kube.get("apps/v1", "Deployment", name, namespace)
-            status = dep.get("status", {})
-            if status.get("availableReplicas", 0) == replicas and status.get("replicas", 0) == replicas:
-                return
-            await asyncio.sleep(0.5)  # poll
 
 
 async def test_nodes_are_ready_and_labelled(sim_cluster: LocalCluster, kube: KubeClient) -> None:
@@ -100,24 +73,7 @@ async def test_kubectl_exec_runs_the_local_command(
     sim_cluster: LocalCluster, kube: KubeClient, namespace: str
 ) -> None:
     pod = await running_pod(kube, namespace, "shell")
-    out = subprocess.run(
-        [
-            sim_cluster.binary("kubectl"),
-            "exec",
-            "-n",
-            namespace,
-            pod,
-            "--",
-            "sh",
-            "-c",
-            "echo exec:$KUBEWRIGHT_SIM",
-        ],
-        env=sim_cluster.kubectl_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = sim_cluster.kubectl("exec", "-n", namespace, pod, "--", "sh", "-c", "echo exec:$KUBEWRIGHT_SIM")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "exec:1"
 
@@ -134,13 +90,6 @@ async def test_kubectl_logs_served_by_kwok(
     sim_cluster: LocalCluster, kube: KubeClient, namespace: str
 ) -> None:
     pod = await running_pod(kube, namespace, "talker")
-    out = subprocess.run(
-        [sim_cluster.binary("kubectl"), "logs", "-n", namespace, pod],
-        env=sim_cluster.kubectl_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = sim_cluster.kubectl("logs", "-n", namespace, pod)
     assert out.returncode == 0, out.stderr
     assert "kubewright simulated pod" in out.stdout
