@@ -7,14 +7,19 @@ typed by what a caller decides on (NotFound, Conflict, Gone, Forbidden, Invalid)
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
+import msgspec
 from lightkube import AsyncClient, codecs
+from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
+from lightkube.core.resource import NamespacedResource, api_info
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import (
     async_load_in_cluster_generic_resources,
@@ -57,10 +62,17 @@ class Invalid(KubeError):
     """422: the object failed validation; the message names the fields."""
 
 
+class Unavailable(KubeError):
+    """The API server could not be reached, or the connection broke mid-response; retry."""
+
+
 _BY_CODE: dict[int, type[KubeError]] = {404: NotFound, 409: Conflict, 410: Gone, 403: Forbidden, 422: Invalid}
 
 
-def _typed(err: ApiError) -> KubeError:
+def _typed(err: ApiError | httpx.TransportError) -> KubeError:
+    """One error vocabulary for callers: typed by what they decide on, transport failures included."""
+    if isinstance(err, httpx.TransportError):
+        return Unavailable(f"API server unreachable: {err!r}", code=0, reason="Unavailable")
     status = err.status
     code = int(status.code or err.response.status_code if err.response is not None else 0)
     cls = _BY_CODE.get(code, KubeError)
@@ -81,17 +93,25 @@ class CustomKind:
 class KubeClient:
     """Async dict-in / dict-out Kubernetes client with server-side apply under one field manager."""
 
-    def __init__(self, client: AsyncClient, field_manager: str = DEFAULT_FIELD_MANAGER) -> None:
-        self._client = client
+    def __init__(self, config: KubeConfig, field_manager: str = DEFAULT_FIELD_MANAGER) -> None:
+        self._client = AsyncClient(config=config, field_manager=field_manager)
+        # A second, raw HTTP client for what lightkube does not expose: paged lists with their
+        # metadata, watches with bookmarks, and metadata-only (PartialObjectMetadata) responses.
+        # No read timeout: watch streams idle by design; the informer enforces its own deadline.
+        params = client_adapter.ConnectionParams(timeout=httpx.Timeout(10.0, read=None))
+        single = config.get()
+        if single is None:
+            raise ValueError("kubeconfig has no current context (set current-context or pass a context)")
+        self._http = client_adapter.AsyncClient(single, params)
         self.field_manager = field_manager
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str, field_manager: str = DEFAULT_FIELD_MANAGER) -> KubeClient:
-        config = KubeConfig.from_file(str(path))
-        return cls(AsyncClient(config=config, field_manager=field_manager), field_manager)
+        return cls(KubeConfig.from_file(str(path)), field_manager)
 
     async def close(self) -> None:
         await self._client.close()
+        await self._http.aclose()
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -116,7 +136,7 @@ class KubeClient:
     async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj:
         try:
             obj = await self._client.get(self._resource(api_version, kind), name, namespace=namespace)
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return _to_dict(obj)
 
@@ -142,13 +162,13 @@ class KubeClient:
                     chunk_size=chunk_size,
                 )
             ]
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
 
     async def create(self, obj: Obj) -> Obj:
         try:
             created = await self._client.create(codecs.from_dict(obj))
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return _to_dict(created)
 
@@ -158,9 +178,17 @@ class KubeClient:
             applied = await self._client.apply(
                 codecs.from_dict(obj), field_manager=self.field_manager, force=force
             )
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return _to_dict(applied)
+
+    async def replace(self, obj: Obj) -> Obj:
+        """PUT the whole object; with metadata.resourceVersion set, a concurrent writer gives Conflict."""
+        try:
+            out = await self._client.replace(codecs.from_dict(obj), field_manager=self.field_manager)
+        except (ApiError, httpx.TransportError) as err:
+            raise _typed(err) from err
+        return _to_dict(out)
 
     async def merge_patch(
         self, api_version: str, kind: str, name: str, patch: Obj, namespace: str | None = None
@@ -185,7 +213,7 @@ class KubeClient:
             out = await self._client.patch(
                 self._resource(api_version, kind), name, patch, namespace=namespace, patch_type=patch_type
             )
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return _to_dict(out)
 
@@ -200,7 +228,7 @@ class KubeClient:
     ) -> None:
         try:
             await self._client.delete(self._resource(api_version, kind), name, namespace=namespace)
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             typed = _typed(err)
             if missing_ok and isinstance(typed, NotFound):
                 return
@@ -219,16 +247,88 @@ class KubeClient:
                 stdout=True,
                 stderr=True,
             )
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return res.exit_code, _text(res.stdout), _text(res.stderr)
+
+    async def list_page(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
+        limit: int = 500,
+        continue_token: str | None = None,
+        metadata_only: bool = False,
+    ) -> Obj:
+        """One page of a LIST as raw JSON: `items`, `metadata.resourceVersion`, `metadata.continue`.
+
+        With `metadata_only` the server returns PartialObjectMetadata (no spec or status), which is
+        what caches that read only labels and owners should hold.
+        """
+        params = {"limit": str(limit)}
+        for key, value in (
+            ("labelSelector", _selector(labels)),
+            ("fieldSelector", _selector(fields)),
+            ("continue", continue_token),
+        ):
+            if value:
+                params[key] = value
+        headers = {"Accept": META_LIST_ACCEPT if metadata_only else "application/json"}
+        path = resource_path(api_version, kind, namespace)
+        try:
+            response = await self._http.get(path, params=params, headers=headers)
+        except httpx.TransportError as err:
+            raise Unavailable(f"LIST {path}: {err!r}", code=0, reason="Unavailable") from err
+        _raise_for_status(response, f"LIST {path}")
+        page: Obj = response.json()
+        return page
+
+    async def watch_stream(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
+        timeout_seconds: int = 300,
+        metadata_only: bool = False,
+    ) -> AsyncIterator[Obj]:
+        """Raw watch events ({"type", "object"}) from `resource_version`, bookmarks included.
+
+        An ERROR event carrying 410 (or a 410 response) raises Gone: the caller must re-list. The
+        stream ends when the server closes it after `timeout_seconds`.
+        """
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        for key, value in (("labelSelector", _selector(labels)), ("fieldSelector", _selector(fields))):
+            if value:
+                params[key] = value
+        headers = {"Accept": META_WATCH_ACCEPT if metadata_only else "application/json"}
+        path = resource_path(api_version, kind, namespace)
+        try:
+            async with self._http.stream("GET", path, params=params, headers=headers) as response:
+                _raise_for_status(response, f"WATCH {path}")
+                async for line in response.aiter_lines():
+                    if line:
+                        yield _watch_event(line, path)
+        except httpx.TransportError as err:
+            raise Unavailable(f"WATCH {path}: {err!r}", code=0, reason="Unavailable") from err
 
     async def events(self, api_version: str, kind: str, namespace: str | None = None) -> AsyncIterator[Obj]:
         """A single watch stream of {"type", "object"} events (the informer builds resilience on top)."""
         try:
             async for op, obj in self._client.watch(self._resource(api_version, kind), namespace=namespace):
                 yield {"type": op, "object": _to_dict(obj)}
-        except ApiError as err:
+        except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
 
 
@@ -241,3 +341,48 @@ def _text(stream: str | bytes | None) -> str:
     if stream is None:
         return ""
     return stream if isinstance(stream, str) else stream.decode("utf-8", errors="replace")
+
+
+META_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+META_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+def resource_path(api_version: str, kind: str, namespace: str | None = None) -> str:
+    """The collection URL path of a kind, e.g. /api/v1/namespaces/ns/pods or /apis/apps/v1/deployments."""
+    cls = resource_registry.load(api_version, kind)
+    info = api_info(cls)
+    res = info.resource
+    base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
+    if namespace is not None and issubclass(cls, NamespacedResource):
+        base += f"/namespaces/{namespace}"
+    return f"{base}/{info.plural}"
+
+
+_decode = msgspec.json.Decoder().decode  # decode once, fast: watch lines are the hot path
+
+
+def _watch_event(line: str, path: str) -> Obj:
+    """Decode one watch line; an ERROR event becomes the typed error it carries (410 -> Gone)."""
+    event: Obj = _decode(line)
+    if event.get("type") == "ERROR":
+        status = event.get("object", {})
+        code = int(status.get("code", 0))
+        cls = _BY_CODE.get(code, KubeError)
+        raise cls(f"WATCH {path}: {status.get('message', '')}", code=code, reason=status.get("reason", ""))
+    return event
+
+
+def _selector(selector: Mapping[str, str] | None) -> str | None:
+    return ",".join(f"{k}={v}" for k, v in selector.items()) if selector else None
+
+
+def _raise_for_status(response: httpx.Response, what: str) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        status = json.loads(response.read())
+        message, reason = status.get("message", ""), status.get("reason", "")
+    except (ValueError, httpx.ResponseNotRead):
+        message, reason = response.reason_phrase, ""
+    cls = _BY_CODE.get(response.status_code, KubeError)
+    raise cls(f"{what}: {message}", code=response.status_code, reason=reason)

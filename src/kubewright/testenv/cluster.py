@@ -125,6 +125,31 @@ def down(cdir: ClusterDir, *, timeout: float = 30.0) -> bool:
     return True
 
 
+def restart_component(cdir: ClusterDir, component: str, *, timeout: float = 120.0) -> ClusterState:
+    """Ask the supervisor to restart one component (same flags, same ports) and wait until it is ready."""
+    state = running_state(cdir)
+    if state is None:
+        raise ClusterError(f"no running cluster in {cdir.root}")
+    if component not in state.components:
+        raise ClusterError(f"unknown component {component!r}; known: {', '.join(state.components)}")
+    before = state.components[component].restarts
+    cdir.restart_request.write_text(component)
+    os.kill(state.supervisor_pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = cdir.read_state()
+        # The supervisor records the new restart count only once the component is ready again.
+        if now is not None and now.components[component].restarts > before and now.phase is Phase.READY:
+            return now
+        if now is not None and now.phase is Phase.DEGRADED and now.components[component].restarts > before:
+            raise ClusterError(f"{component} did not come back: {now.message}")
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"{component} not restarted within {timeout:.0f} s; see {cdir.log_of(component)}"
+            )
+        time.sleep(0.1)  # poll
+
+
 @dataclass(frozen=True)
 class ComponentReport:
     name: str

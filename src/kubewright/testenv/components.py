@@ -56,7 +56,28 @@ def etcd_args(bins: Binaries, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_args(bins: Binaries, pki: ClusterPKI, ports: Ports) -> list[str]:
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        # Heartbeats and events would drown the log at 1,000 nodes and say nothing tests look for.
+        {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
+        {"level": "None", "resources": [{"group": "", "resources": ["events", "nodes/status"]}]},
+        {"level": "None", "nonResourceURLs": ["/readyz*", "/healthz*", "/livez*", "/version"]},
+        {"level": "Metadata"},
+    ],
+}
+
+
+def audit_policy() -> str:
+    """Audit at Metadata level: tests assert what a client asked (selectors, verbs) from requestURI."""
+    return json.dumps(AUDIT_POLICY, indent=2)
+
+
+def apiserver_args(
+    bins: Binaries, pki: ClusterPKI, ports: Ports, audit_policy_file: Path, audit_log: Path
+) -> list[str]:
     return [
         bins["kube-apiserver"],
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
@@ -90,6 +111,11 @@ def apiserver_args(bins: Binaries, pki: ClusterPKI, ports: Ports) -> list[str]:
         "--max-mutating-requests-inflight=800",
         "--watch-cache=true",
         "--profiling=false",
+        f"--audit-policy-file={audit_policy_file}",
+        f"--audit-log-path={audit_log}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=1",
         "--v=1",
     ]
 

@@ -100,6 +100,14 @@ class ClusterDir:
         return self.root / "state.json"
 
     @property
+    def audit_log(self) -> Path:
+        return self.logs / "audit.log"
+
+    @property
+    def restart_request(self) -> Path:
+        return self.root / "restart-request"
+
+    @property
     def supervisor_log(self) -> Path:
         return self.logs / "supervisor.log"
 

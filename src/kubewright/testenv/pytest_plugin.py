@@ -8,6 +8,8 @@ missing install step can never pass as a green run.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import secrets
@@ -16,12 +18,14 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from kubewright.runtime.kube import KubeClient
 from kubewright.testenv import binaries, cluster, pki
-from kubewright.testenv.layout import ClusterDir, ClusterSpec, ClusterState, Mode
+from kubewright.testenv.layout import ClusterDir, ClusterSpec, ClusterState, Mode, kubeconfig_document
 
 REQUIRE_ENV = "KUBEWRIGHT_REQUIRE_CONTROLPLANE"
 SIM_NODES_ENV = "KUBEWRIGHT_TEST_SIM_NODES"
@@ -64,6 +68,39 @@ class LocalCluster:
         ctx = ssl.create_default_context(cafile=str(self.pki.ca.cert))
         ctx.load_cert_chain(str(self.pki.admin.cert), str(self.pki.admin.key))
         return ctx
+
+    async def compact_etcd(self) -> int:
+        """Compact etcd up to its current revision (through etcd's JSON gateway); returns the revision.
+
+        Afterwards no watch can resume from an older resourceVersion: the server answers 410 Gone.
+        """
+        base = f"http://127.0.0.1:{self.state.ports['etcd']}/v3/kv"
+        async with aiohttp.ClientSession() as http:
+            probe = {"key": base64.b64encode(b"/").decode(), "limit": 1}
+            async with http.post(f"{base}/range", json=probe) as r:
+                r.raise_for_status()
+                revision = int((await r.json())["header"]["revision"])
+            async with http.post(f"{base}/compaction", json={"revision": revision, "physical": True}) as r:
+                r.raise_for_status()
+        return revision
+
+    def restart(self, component: str) -> None:
+        """Restart one control-plane component with the same flags and ports; returns once it is ready."""
+        cluster.restart_component(self.cdir, component)
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        """The API server's audit log (Metadata level): what clients actually asked for."""
+        lines = self.cdir.audit_log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line]
+
+    def kubeconfig_via(self, port: int, path: Path) -> Path:
+        """An admin kubeconfig that reaches the API server through a loopback port (e.g. a proxy)."""
+        cluster_pki = self.pki
+        server = f"https://127.0.0.1:{port}"
+        path.write_text(
+            kubeconfig_document(server, cluster_pki.ca.cert, cluster_pki.admin.cert, cluster_pki.admin.key)
+        )
+        return path
 
     def client(self, field_manager: str = "kubewright-tests") -> KubeClient:
         return KubeClient.from_kubeconfig(self.kubeconfig, field_manager=field_manager)

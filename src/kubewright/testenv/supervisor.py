@@ -71,7 +71,12 @@ class Supervisor:
         self.spec = cdir.read_spec()
         self.state = ClusterState(supervisor_pid=os.getpid(), started_at=time.time())
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.argv: dict[str, list[str]] = {}
+        self.ready_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        self.exit_watchers: dict[str, asyncio.Task[None]] = {}
         self.stopping = asyncio.Event()
+        self.pending: list[asyncio.Task[None]] = []
+        self.http: aiohttp.ClientSession
         self.bins = components.Binaries(binaries.bin_dir())
 
     def save(self) -> None:
@@ -89,7 +94,11 @@ class Supervisor:
         )
         log.close()
         self.procs[name] = proc
-        self.state.components[name] = ComponentState(name=name, pid=proc.pid, log=str(log_path))
+        self.argv[name] = argv
+        previous = self.state.components.get(name)
+        self.state.components[name] = ComponentState(
+            name=name, pid=proc.pid, log=str(log_path), restarts=previous.restarts if previous else 0
+        )
         self.save()
 
     def _check_alive(self, name: str) -> None:
@@ -100,6 +109,8 @@ class Supervisor:
             )
 
     async def wait_ready(self, name: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+        self.ready_checks.setdefault(name, check)
+
         async def alive_and_ready() -> bool:
             self._check_alive(name)
             return await check()
@@ -134,23 +145,27 @@ class Supervisor:
         self.save()
 
         await self.spawn("etcd", components.etcd_args(self.bins, c.etcd_data, p))
-        async with aiohttp.ClientSession() as http:
+        http = self.http
 
-            async def etcd_healthy() -> bool:
-                async with http.get(f"http://127.0.0.1:{p.etcd_client}/health") as r:
-                    return r.status == 200 and (await r.json(content_type=None)).get("health") == "true"
+        async def etcd_healthy() -> bool:
+            async with http.get(f"http://127.0.0.1:{p.etcd_client}/health") as r:
+                return r.status == 200 and (await r.json(content_type=None)).get("health") == "true"
 
-            await self.wait_ready("etcd", etcd_healthy, 30)
+        await self.wait_ready("etcd", etcd_healthy, 30)
 
-            await self.spawn("kube-apiserver", components.apiserver_args(self.bins, cluster_pki, p))
-            ctx = ssl.create_default_context(cafile=str(cluster_pki.ca.cert))
-            ctx.load_cert_chain(str(cluster_pki.admin.cert), str(cluster_pki.admin.key))
+        policy = c.root / "audit-policy.json"
+        policy.write_text(components.audit_policy())
+        await self.spawn(
+            "kube-apiserver", components.apiserver_args(self.bins, cluster_pki, p, policy, c.audit_log)
+        )
+        ctx = ssl.create_default_context(cafile=str(cluster_pki.ca.cert))
+        ctx.load_cert_chain(str(cluster_pki.admin.cert), str(cluster_pki.admin.key))
 
-            async def apiserver_ready() -> bool:
-                async with http.get(f"{server}/readyz", ssl=ctx) as r:
-                    return r.status == 200
+        async def apiserver_ready() -> bool:
+            async with http.get(f"{server}/readyz", ssl=ctx) as r:
+                return r.status == 200
 
-            await self.wait_ready("kube-apiserver", apiserver_ready, 90)
+        await self.wait_ready("kube-apiserver", apiserver_ready, 90)
 
         if self.spec.mode is Mode.SIM:
             await self.start_sim(cluster_pki, p)
@@ -208,10 +223,10 @@ class Supervisor:
             for name in ("kube-scheduler",):
                 self._check_alive(name)
 
-    async def watch(self, parent_pid: int | None) -> None:
-        """Record component exits until asked to stop (or the parent we serve is gone)."""
+    def _watch_exit(self, name: str) -> None:
+        proc = self.procs[name]
 
-        async def on_exit(name: str, proc: asyncio.subprocess.Process) -> None:
+        async def on_exit() -> None:
             code = await proc.wait()
             if self.stopping.is_set():
                 return
@@ -220,14 +235,60 @@ class Supervisor:
             self.state.message = f"{name} exited with code {code}; see {self.cdir.log_of(name)}"
             self.save()
 
-        watchers = [asyncio.create_task(on_exit(n, pr)) for n, pr in self.procs.items()]
+        self.exit_watchers[name] = asyncio.create_task(on_exit())
+
+    async def restart(self, name: str) -> None:
+        """Stop one component and start it again with the same flags and ports (tests: API server restart)."""
+        if name not in self.procs:
+            self.state.message = f"restart: unknown component {name!r} (known: {', '.join(self.procs)})"
+            self.save()
+            return
+        self.exit_watchers.pop(name).cancel()
+        await self._terminate(self.procs[name])
+        restarts = self.state.components[name].restarts + 1
+        await self.spawn(name, self.argv[name])
+        self.state.components[name].restarts = restarts
+        try:
+            await self.wait_ready(name, self.ready_checks[name], 90)
+        except StartupError as err:
+            self.state.phase = Phase.DEGRADED
+            self.state.message = str(err)
+        self._watch_exit(name)
+        self.save()
+
+    def _on_restart_request(self) -> None:
+        try:
+            name = self.cdir.restart_request.read_text().strip()
+            self.cdir.restart_request.unlink()
+        except OSError:
+            return
+        self.pending.append(asyncio.create_task(self.restart(name)))
+
+    async def watch(self, parent_pid: int | None) -> None:
+        """Record component exits and serve restart requests until asked to stop (or the parent is gone)."""
+        for name in self.procs:
+            self._watch_exit(name)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self._on_restart_request)
         while not self.stopping.is_set():
             if parent_pid is not None and not _pid_alive(parent_pid):
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
-        for w in watchers:
-            w.cancel()
+        for task in [*self.exit_watchers.values(), *self.pending]:
+            task.cancel()
+
+    @staticmethod
+    async def _terminate(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
     async def stop_all(self) -> None:
         self.stopping.set()
@@ -235,18 +296,14 @@ class Supervisor:
         self.save()
         for name in reversed(list(self.procs)):
             proc = self.procs[name]
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.terminate()
-                try:
-                    await asyncio.wait_for(proc.wait(), STOP_GRACE_SECONDS)
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
+            await self._terminate(proc)
             self.state.components[name].exit_code = proc.returncode
 
     async def run(self, parent_pid: int | None) -> int:
+        async with aiohttp.ClientSession() as self.http:
+            return await self._run(parent_pid)
+
+    async def _run(self, parent_pid: int | None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)

@@ -20,7 +20,9 @@ def flags(argv: list[str]) -> dict[str, str]:
 
 def test_apiserver_has_rbac_service_accounts_and_aggregation(tmp_path: Path) -> None:
     cluster_pki = pki.load(tmp_path)
-    f = flags(components.apiserver_args(BINS, cluster_pki, PORTS))
+    f = flags(
+        components.apiserver_args(BINS, cluster_pki, PORTS, tmp_path / "policy", tmp_path / "audit.log")
+    )
     assert f["authorization-mode"] == "Node,RBAC"
     assert f["etcd-servers"] == "http://127.0.0.1:2379"
     assert f["service-account-signing-key-file"] == str(cluster_pki.service_account_key)
@@ -28,6 +30,16 @@ def test_apiserver_has_rbac_service_accounts_and_aggregation(tmp_path: Path) -> 
     assert f["requestheader-allowed-names"] == pki.FRONT_PROXY_CLIENT_NAME
     assert f["proxy-client-cert-file"] == str(cluster_pki.front_proxy_client.cert)
     assert f["bind-address"] == "127.0.0.1"
+    assert f["audit-log-path"] == str(tmp_path / "audit.log")
+
+
+def test_audit_policy_keeps_metadata_but_drops_heartbeats() -> None:
+    policy = json.loads(components.audit_policy())
+    assert policy["rules"][-1] == {"level": "Metadata"}
+    dropped = [r for r in policy["rules"] if r["level"] == "None"]
+    assert any(
+        {"group": "coordination.k8s.io", "resources": ["leases"]} in r.get("resources", []) for r in dropped
+    )
 
 
 def test_kwok_serves_the_kubelet_api_on_loopback(tmp_path: Path) -> None:
