@@ -15,8 +15,8 @@ controlplane:
 	bash tools/controlplane/build.sh
 
 lint: setup
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts examples
+	$(BIN)/ruff format --check src tests bench scripts examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	bash scripts/helm-lint.sh
@@ -45,6 +45,7 @@ demo-down:
 
 bench: setup
 	$(PY) bench/controlplane.py
+	$(PY) bench/runtime.py
 
 clean:
 	-$(BIN)/kubewright dev down

@@ -25,7 +25,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from kubewright.runtime.clock import Clock, RealClock
 from kubewright.runtime.kube import Gone, KubeClient, KubeError
-from kubewright.runtime.store import Change, EventType, IndexFunc, Obj, Store, make_projection, object_key
+from kubewright.runtime.store import (
+    Change,
+    EventType,
+    IndexFunc,
+    Obj,
+    Store,
+    make_projection,
+    object_key,
+    strip_managed_fields,
+)
 
 Handler = Callable[[Change], None]
 log = structlog.get_logger("kubewright.informer")
@@ -42,6 +51,8 @@ class InformerConfig:
     fields: Mapping[str, str] | None = None
     metadata_only: bool = False
     projection: tuple[str, ...] = ()
+    # Callers that write objects back with update (not apply) may need managedFields kept.
+    keep_managed_fields: bool = False
     page_size: int = 500
     # The server closes a watch after this many seconds; the informer resumes from its last version.
     watch_timeout_seconds: int = 300
@@ -90,6 +101,15 @@ class InformerMetrics:
         )
 
 
+def _transform(config: InformerConfig) -> Callable[[Obj], Obj] | None:
+    """What the cache keeps of each object: a projection already drops managedFields."""
+    if config.projection:
+        return make_projection(config.projection)
+    if not config.keep_managed_fields:
+        return strip_managed_fields
+    return None
+
+
 class Informer:
     def __init__(
         self,
@@ -103,8 +123,7 @@ class Informer:
         self.config = config
         self.clock = clock or RealClock()
         self.metrics = metrics
-        transform = make_projection(config.projection) if config.projection else None
-        self.store = Store(transform)
+        self.store = Store(_transform(config))
         self.stats = InformerStats()
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()

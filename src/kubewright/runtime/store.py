@@ -85,6 +85,18 @@ def make_projection(paths: Iterable[str]) -> Callable[[Obj], Obj]:
     return project
 
 
+def strip_managed_fields(obj: Obj) -> Obj:
+    """Drop metadata.managedFields: server-side-apply bookkeeping no controller reads, often half an object.
+
+    controller-runtime's caches do the same by default; without it a metadata-only cache of Pods
+    costs about four times as much.
+    """
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
 class Store:
     """Objects by key with named secondary indexes (e.g. pods by node, by owner)."""
 

@@ -15,6 +15,7 @@ from kubewright.runtime.store import (
     index_by_owner,
     make_projection,
     object_key,
+    strip_managed_fields,
 )
 
 pytestmark = pytest.mark.unit
@@ -137,3 +138,9 @@ def test_index_by_owner_and_unknown_index() -> None:
         store.by_index("node", "n1")
     with pytest.raises(ValueError, match="already exists"):
         store.add_index("owner", index_by_owner)
+
+
+def test_managed_fields_are_dropped_without_touching_the_input() -> None:
+    obj = {"metadata": {"name": "x", "managedFields": [{"manager": "kubectl"}]}, "data": {"a": "b"}}
+    assert strip_managed_fields(obj) == {"metadata": {"name": "x"}, "data": {"a": "b"}}
+    assert "managedFields" in obj["metadata"]
