@@ -62,11 +62,22 @@ class Invalid(KubeError):
     """422: the object failed validation; the message names the fields."""
 
 
+class TooManyRequests(KubeError):
+    """429: throttled, or an eviction a PodDisruptionBudget does not allow right now."""
+
+
 class Unavailable(KubeError):
     """The API server could not be reached, or the connection broke mid-response; retry."""
 
 
-_BY_CODE: dict[int, type[KubeError]] = {404: NotFound, 409: Conflict, 410: Gone, 403: Forbidden, 422: Invalid}
+_BY_CODE: dict[int, type[KubeError]] = {
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+    403: Forbidden,
+    422: Invalid,
+    429: TooManyRequests,
+}
 
 
 def _typed(err: ApiError | httpx.TransportError) -> KubeError:
@@ -133,6 +144,14 @@ class KubeClient:
     def _resource(api_version: str, kind: str) -> Any:
         return resource_registry.load(api_version, kind)
 
+    @classmethod
+    def _subresource(cls, api_version: str, kind: str, sub: str) -> Any:
+        resource = cls._resource(api_version, kind)
+        try:
+            return getattr(resource, sub)
+        except AttributeError:
+            raise ValueError(f"{kind}.{api_version} has no {sub.lower()} subresource") from None
+
     async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj:
         try:
             obj = await self._client.get(self._resource(api_version, kind), name, namespace=namespace)
@@ -165,18 +184,18 @@ class KubeClient:
         except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
 
-    async def create(self, obj: Obj) -> Obj:
+    async def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
         try:
-            created = await self._client.create(codecs.from_dict(obj))
+            created = await self._client.create(codecs.from_dict(obj), dry_run=dry_run)
         except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return _to_dict(created)
 
-    async def apply(self, obj: Obj, *, force: bool = True) -> Obj:
+    async def apply(self, obj: Obj, *, force: bool = True, dry_run: bool = False) -> Obj:
         """Server-side apply: we own exactly the fields in `obj` under our field manager."""
         try:
             applied = await self._client.apply(
-                codecs.from_dict(obj), field_manager=self.field_manager, force=force
+                codecs.from_dict(obj), field_manager=self.field_manager, force=force, dry_run=dry_run
             )
         except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
@@ -195,6 +214,51 @@ class KubeClient:
     ) -> Obj:
         return await self._patch(api_version, kind, name, patch, namespace, PatchType.MERGE)
 
+    async def merge_patch_status(
+        self, api_version: str, kind: str, name: str, patch: Obj, namespace: str | None = None
+    ) -> Obj:
+        """Patch the status subresource (writes to status through the main resource are ignored)."""
+        return await self._patch(
+            api_version, kind, name, patch, namespace, PatchType.MERGE, subresource="Status"
+        )
+
+    async def get_scale(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj:
+        """The scale subresource (autoscaling/v1 Scale): spec.replicas, status.replicas, status.selector."""
+        try:
+            scale = await self._client.get(
+                self._subresource(api_version, kind, "Scale"), name, namespace=namespace
+            )
+        except (ApiError, httpx.TransportError) as err:
+            raise _typed(err) from err
+        return _to_dict(scale)
+
+    async def set_scale(
+        self, api_version: str, kind: str, name: str, replicas: int, namespace: str | None = None
+    ) -> Obj:
+        """Set spec.replicas through the scale subresource, as HPA and `kubectl scale` do."""
+        patch = {"spec": {"replicas": replicas}}
+        return await self._patch(
+            api_version, kind, name, patch, namespace, PatchType.MERGE, subresource="Scale"
+        )
+
+    async def evict(self, name: str, namespace: str, *, dry_run: bool = False) -> None:
+        """Evict a Pod through the Eviction API, which honours PodDisruptionBudgets.
+
+        A budget that forbids the eviction gives TooManyRequests (429); retry later.
+        """
+        eviction = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        if dry_run:
+            eviction["deleteOptions"] = {"dryRun": ["All"]}
+        res = self._subresource("v1", "Pod", "Eviction")
+        try:
+            await self._client.create(res.from_dict(eviction), name=name, namespace=namespace)
+        except (ApiError, httpx.TransportError) as err:
+            raise _typed(err) from err
+
     async def json_patch(
         self, api_version: str, kind: str, name: str, ops: Ops, namespace: str | None = None
     ) -> Obj:
@@ -208,11 +272,15 @@ class KubeClient:
         patch: Obj | Ops,
         namespace: str | None,
         patch_type: PatchType,
+        subresource: str | None = None,
     ) -> Obj:
+        res = (
+            self._subresource(api_version, kind, subresource)
+            if subresource
+            else self._resource(api_version, kind)
+        )
         try:
-            out = await self._client.patch(
-                self._resource(api_version, kind), name, patch, namespace=namespace, patch_type=patch_type
-            )
+            out = await self._client.patch(res, name, patch, namespace=namespace, patch_type=patch_type)
         except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return _to_dict(out)
