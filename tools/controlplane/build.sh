@@ -8,6 +8,7 @@
 #
 # Usage: build.sh [--print-dir] [component ...]
 #   components: etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm helm-unittest
+#               cert-manager-controller cert-manager-cainjector pebble
 #   --print-dir  print the cache directory for the current pins and exit
 set -euo pipefail
 
@@ -15,12 +16,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-all=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm helm-unittest)
+all=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm helm-unittest
+     cert-manager-controller cert-manager-cainjector pebble)
 
 pin_hash() {
     # The key covers the pins, the wrapper modules and this script: any change rebuilds.
     (cd "$here" && cat versions.env build.sh kubernetes/go.mod kubernetes/go.sum etcd/go.mod etcd/go.sum \
-        etcd/main.go helm-unittest/go.mod helm-unittest/go.sum) | sha256sum | cut -c1-12
+        etcd/main.go helm-unittest/go.mod helm-unittest/go.sum cert-manager/go.mod cert-manager/go.sum) | sha256sum | cut -c1-12
 }
 
 cache_root="${KUBEWRIGHT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewright}"
@@ -68,6 +70,16 @@ build_component() {
             GOBIN="$bindir/.gobin" go install -ldflags "$ldflags -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
                 "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
             mv "$bindir/.gobin/helm" "$bindir/$c.tmp" ;;
+        cert-manager-controller|cert-manager-cainjector)
+            (cd "$here/cert-manager" && go build -ldflags "$ldflags" -o "$bindir/$c.tmp" \
+                "github.com/cert-manager/cert-manager/cmd/${c#cert-manager-}")
+            # The release CRDs, with the chart-template label lines the raw files carry removed.
+            local crds
+            crds="$(cd "$here/cert-manager" && go list -m -f '{{.Dir}}' github.com/cert-manager/cert-manager)/deploy/crds"
+            for f in "$crds"/crd-*.yaml; do echo "---"; grep -v '{{' "$f"; done >"$bindir/cert-manager-crds.yaml" ;;
+        pebble)
+            GOBIN="$bindir/.gobin" go install -ldflags "$ldflags" "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
+            mv "$bindir/.gobin/pebble" "$bindir/$c.tmp" ;;
         helm-unittest)
             # Installed as a helm plugin directory: plugin.yaml + the binary it names.
             local pdir="$bindir/helm-plugins/helm-unittest"

@@ -20,6 +20,9 @@ COMPONENTS = (
     "kwok",
     "helm",
     "helm-unittest",
+    "cert-manager-controller",
+    "cert-manager-cainjector",
+    "pebble",
 )
 
 

@@ -218,3 +218,23 @@ def kwok_args(bins: Binaries, pki: ClusterPKI, kubeconfig: Path, config: Path, p
         "--node-lease-duration-seconds=40",
         f"--cidr={POD_CIDR}",
     ]
+
+
+CERT_MANAGER_NAMESPACE = "cert-manager"
+SELF_SIGNED_CLUSTER_ISSUER = "kubewright-selfsigned"
+
+
+def cert_manager_controller_args(bins: Binaries, kubeconfig: Path, metrics_port: int) -> list[str]:
+    return [
+        bins["cert-manager-controller"],
+        f"--kubeconfig={kubeconfig}",
+        "--leader-elect=false",
+        f"--cluster-resource-namespace={CERT_MANAGER_NAMESPACE}",
+        f"--metrics-listen-address=127.0.0.1:{metrics_port}",
+        "--v=2",
+    ]
+
+
+def cert_manager_cainjector_args(bins: Binaries) -> list[str]:
+    """cainjector reads its kubeconfig from $KUBECONFIG (controller-runtime's lookup)."""
+    return [bins["cert-manager-cainjector"], "--leader-elect=false", "--v=2"]

@@ -38,6 +38,9 @@ def up(
     provider: Provider = typer.Option(
         Provider.KARPENTER, "--provider", help="Label set besides karpenter.sh/capacity-type."
     ),
+    cert_manager: bool = typer.Option(
+        False, "--cert-manager", help="Also run cert-manager's controller and cainjector (CRDs installed)."
+    ),
     name: str = NameOption,
     timeout: float = typer.Option(600, "--timeout", help="Seconds to wait for readiness."),
 ) -> None:
@@ -51,6 +54,7 @@ def up(
         nodes=nodes if sim else 0,
         spot_fraction=spot_fraction,
         provider=provider,
+        cert_manager=cert_manager,
     )
     cdir = ClusterDir.named(name)
     try:

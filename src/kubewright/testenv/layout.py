@@ -33,6 +33,8 @@ class ClusterSpec(BaseModel):
     spot_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     provider: Provider = Provider.KARPENTER
     exec_workdir: str | None = None
+    # cert-manager controller + cainjector as local processes, with its CRDs installed (e2e suites).
+    cert_manager: bool = False
 
 
 class Phase(StrEnum):

@@ -29,6 +29,7 @@ from kubewright.testenv.layout import ClusterDir, ClusterSpec, ClusterState, Mod
 
 REQUIRE_ENV = "KUBEWRIGHT_REQUIRE_CONTROLPLANE"
 SIM_NODES_ENV = "KUBEWRIGHT_TEST_SIM_NODES"
+CERT_MANAGER_COMPONENTS = ("cert-manager-controller", "cert-manager-cainjector")
 CONTROL_PLANE_COMPONENTS = (
     "etcd",
     "kube-apiserver",
@@ -136,7 +137,10 @@ def _require_binaries(components: tuple[str, ...]) -> None:
 
 
 def _start(name: str, spec: ClusterSpec) -> Iterator[LocalCluster]:
-    _require_binaries(CONTROL_PLANE_COMPONENTS if spec.mode is Mode.SIM else ("etcd", "kube-apiserver"))
+    needed: tuple[str, ...] = CONTROL_PLANE_COMPONENTS if spec.mode is Mode.SIM else ("etcd", "kube-apiserver")
+    if spec.cert_manager:
+        needed += CERT_MANAGER_COMPONENTS
+    _require_binaries(needed)
     cdir = ClusterDir.named(name)
     state = cluster.up(cdir, spec, timeout=300, exit_with_parent=True)
     try:
@@ -156,11 +160,24 @@ def sim_cluster() -> Iterator[LocalCluster]:
     yield from _start(f"pytest-sim-{os.getpid()}", ClusterSpec(mode=Mode.SIM, nodes=nodes, spot_fraction=0.5))
 
 
+@pytest.fixture(scope="session")
+def e2e_cluster() -> Iterator[LocalCluster]:
+    """A sim cluster with cert-manager's controller and cainjector running."""
+    nodes = int(os.environ.get(SIM_NODES_ENV, "50"))
+    spec = ClusterSpec(mode=Mode.SIM, nodes=nodes, spot_fraction=0.5, cert_manager=True)
+    yield from _start(f"pytest-e2e-{os.getpid()}", spec)
+
+
 @pytest.fixture
 def local_cluster(request: pytest.FixtureRequest) -> LocalCluster:
-    """The cluster for this test's tier: sim for `sim`/`e2e` tests, envtest otherwise."""
-    wants_sim = request.node.get_closest_marker("sim") or request.node.get_closest_marker("e2e")
-    found: LocalCluster = request.getfixturevalue("sim_cluster" if wants_sim else "envtest_cluster")
+    """The cluster for this test's tier: e2e, sim, or envtest by the test's marker."""
+    if request.node.get_closest_marker("e2e"):
+        fixture = "e2e_cluster"
+    elif request.node.get_closest_marker("sim"):
+        fixture = "sim_cluster"
+    else:
+        fixture = "envtest_cluster"
+    found: LocalCluster = request.getfixturevalue(fixture)
     return found
 
 

@@ -87,6 +87,7 @@ class Supervisor:
         log = log_path.open("ab")
         proc = await asyncio.create_subprocess_exec(
             *argv,
+            env={**os.environ, "KUBECONFIG": str(self.cdir.kubeconfig)},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
@@ -169,6 +170,70 @@ class Supervisor:
 
         if self.spec.mode is Mode.SIM:
             await self.start_sim(cluster_pki, p)
+        if self.spec.cert_manager:
+            await self.start_cert_manager()
+
+    async def start_cert_manager(self) -> None:
+        """CRDs, then controller + cainjector; ready once a self-signed ClusterIssuer reports Ready."""
+        c = self.cdir
+        crds = binaries.bin_dir() / "cert-manager-crds.yaml"
+        kubectl = await asyncio.create_subprocess_exec(
+            self.bins["kubectl"],
+            "apply",
+            "--server-side",
+            "-f",
+            str(crds),
+            env={**os.environ, "KUBECONFIG": str(c.kubeconfig)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await kubectl.communicate()
+        if kubectl.returncode != 0:
+            raise StartupError(f"installing cert-manager CRDs failed: {out.decode(errors='replace')[-2000:]}")
+        (metrics_port,) = free_ports(1)
+        self.state.ports["cert-manager-metrics"] = metrics_port
+        async with KubeClient.from_kubeconfig(c.kubeconfig, field_manager="kubewright-testenv") as kube:
+            await kube.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": components.CERT_MANAGER_NAMESPACE},
+                }
+            )
+
+            async def crds_established() -> bool:
+                for crd in await kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+                    if crd["spec"]["group"].endswith("cert-manager.io"):
+                        conds = crd.get("status", {}).get("conditions") or []
+                        if not any(x["type"] == "Established" and x["status"] == "True" for x in conds):
+                            return False
+                return True
+
+            await self.wait_ready("kube-apiserver", crds_established, 60)
+            await kube.discover_custom_kinds()
+            await self.spawn(
+                "cert-manager-controller",
+                components.cert_manager_controller_args(self.bins, c.kubeconfig, metrics_port),
+            )
+            await self.spawn("cert-manager-cainjector", components.cert_manager_cainjector_args(self.bins))
+            await kube.apply(
+                {
+                    "apiVersion": "cert-manager.io/v1",
+                    "kind": "ClusterIssuer",
+                    "metadata": {"name": components.SELF_SIGNED_CLUSTER_ISSUER},
+                    "spec": {"selfSigned": {}},
+                }
+            )
+
+            async def issuer_ready() -> bool:
+                issuer = await kube.get(
+                    "cert-manager.io/v1", "ClusterIssuer", components.SELF_SIGNED_CLUSTER_ISSUER
+                )
+                conds = issuer.get("status", {}).get("conditions") or []
+                return any(x["type"] == "Ready" and x["status"] == "True" for x in conds)
+
+            await self.wait_ready("cert-manager-controller", issuer_ready, 90)
+            self._check_alive("cert-manager-cainjector")
 
     async def start_sim(self, cluster_pki: pki.ClusterPKI, p: components.Ports) -> None:
         c = self.cdir
