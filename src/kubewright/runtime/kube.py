@@ -120,6 +120,11 @@ class KubeClient:
     def from_kubeconfig(cls, path: Path | str, field_manager: str = DEFAULT_FIELD_MANAGER) -> KubeClient:
         return cls(KubeConfig.from_file(str(path)), field_manager)
 
+    @classmethod
+    def from_environment(cls, field_manager: str = DEFAULT_FIELD_MANAGER) -> KubeClient:
+        """In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
+        return cls(KubeConfig.from_env(), field_manager)
+
     async def close(self) -> None:
         await self._client.close()
         await self._http.aclose()
@@ -318,6 +323,16 @@ class KubeClient:
         except (ApiError, httpx.TransportError) as err:
             raise _typed(err) from err
         return res.exit_code, _text(res.stdout), _text(res.stderr)
+
+    async def server_version(self) -> Obj:
+        """GET /version: major, minor, gitVersion (public on every API server; no RBAC needed)."""
+        try:
+            response = await self._http.get("/version")
+        except httpx.TransportError as err:
+            raise Unavailable(f"GET /version: {err!r}", code=0, reason="Unavailable") from err
+        _raise_for_status(response, "GET /version")
+        version: Obj = response.json()
+        return version
 
     async def list_page(
         self,
