@@ -137,7 +137,9 @@ def _require_binaries(components: tuple[str, ...]) -> None:
 
 
 def _start(name: str, spec: ClusterSpec) -> Iterator[LocalCluster]:
-    needed: tuple[str, ...] = CONTROL_PLANE_COMPONENTS if spec.mode is Mode.SIM else ("etcd", "kube-apiserver")
+    needed: tuple[str, ...] = ("etcd", "kube-apiserver")
+    if spec.mode is Mode.SIM:
+        needed = CONTROL_PLANE_COMPONENTS
     if spec.cert_manager:
         needed += CERT_MANAGER_COMPONENTS
     _require_binaries(needed)

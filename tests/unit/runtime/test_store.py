@@ -141,6 +141,9 @@ def test_index_by_owner_and_unknown_index() -> None:
 
 
 def test_managed_fields_are_dropped_without_touching_the_input() -> None:
-    obj = {"metadata": {"name": "x", "managedFields": [{"manager": "kubectl"}]}, "data": {"a": "b"}}
+    obj: dict[str, Any] = {
+        "metadata": {"name": "x", "managedFields": [{"manager": "kubectl"}]},
+        "data": {"a": "b"},
+    }
     assert strip_managed_fields(obj) == {"metadata": {"name": "x"}, "data": {"a": "b"}}
     assert "managedFields" in obj["metadata"]
