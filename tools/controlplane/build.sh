@@ -67,7 +67,13 @@ build_component() {
                 "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
             mv "$bindir/.gobin/kwok" "$bindir/$c.tmp" ;;
         helm)
-            GOBIN="$bindir/.gobin" go install -ldflags "$ldflags -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+            # Without a cluster helm assumes Kubernetes v1.20 (its Makefile stamps the real default); stamp ours.
+            local kmin hv
+            kmin=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+            hv="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+            hv="$hv -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kmin"
+            hv="$hv -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kmin"
+            GOBIN="$bindir/.gobin" go install -ldflags "$ldflags $hv" \
                 "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
             mv "$bindir/.gobin/helm" "$bindir/$c.tmp" ;;
         cert-manager-controller|cert-manager-cainjector)
