@@ -129,6 +129,11 @@ class Deny:
             raise ValueError(f"a denial needs a 4xx or 5xx code, got {self.code} ({self.message!r})")
 
 
+class BadReview(ValueError):
+    """Raised by a handler when the review is well-formed JSON but unusable (e.g. a CREATE without its
+    object): the route answers HTTP 400 with the message, not 500, because retrying cannot help."""
+
+
 AdmissionHandler = Callable[[AdmissionRequest], Awaitable[Allow | Deny]]
 
 
@@ -211,6 +216,8 @@ class _AdmissionRoute:
         try:
             with log_context(admission_uid=uid, webhook=self._path):
                 verdict = await self._handler(review.request)
+        except BadReview as exc:
+            return error_response(400, f"malformed AdmissionReview: {exc}")
         except Exception:
             self._log.exception("admission handler failed", uid=uid)
             return error_response(500, f"admission handler for {self._path} failed on request {uid}")

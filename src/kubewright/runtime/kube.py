@@ -42,6 +42,10 @@ class KubeError(Exception):
         self.reason = reason
 
 
+class BadRequest(KubeError):
+    """400: the server (or an admission webhook denying with 400) rejected the request as malformed."""
+
+
 class NotFound(KubeError):
     pass
 
@@ -71,6 +75,7 @@ class Unavailable(KubeError):
 
 
 _BY_CODE: dict[int, type[KubeError]] = {
+    400: BadRequest,
     404: NotFound,
     409: Conflict,
     410: Gone,
