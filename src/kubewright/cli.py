@@ -6,6 +6,8 @@ import typer
 
 from kubewright import __version__
 from kubewright.demo.command import demo
+from kubewright.iamra.cli import iamra_app
+from kubewright.iamra.serve_command import serve as iamra_serve
 from kubewright.testenv.devcli import dev_app
 
 app = typer.Typer(
@@ -15,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(dev_app, name="dev")
+iamra_app.command("serve")(iamra_serve)
+app.add_typer(iamra_app, name="iamra")
 app.command("demo")(demo)
 
 

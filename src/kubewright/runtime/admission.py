@@ -88,7 +88,23 @@ class AdmissionRequest(_Wire):
 
 class Status(_Wire):
     code: int | None = None
+    reason: str | None = None
     message: str | None = None
+
+
+# metav1.StatusReason for the codes denials use, so clients that switch on reason see the usual names.
+STATUS_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
 
 
 class AdmissionResponse(_Wire):
@@ -143,7 +159,9 @@ def build_response(uid: str, verdict: Allow | Deny) -> AdmissionResponse:
         return AdmissionResponse(
             uid=uid,
             allowed=False,
-            status=Status(code=verdict.code, message=verdict.message),
+            status=Status(
+                code=verdict.code, reason=STATUS_REASONS.get(verdict.code), message=verdict.message
+            ),
             warnings=verdict.warnings or None,
         )
     if not verdict.patch_ops:

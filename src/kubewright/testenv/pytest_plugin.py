@@ -109,11 +109,15 @@ class LocalCluster:
     def binary(self, component: str) -> str:
         return str(binaries.path_of(component))
 
+    def env(self) -> dict[str, str]:
+        """This process's environment with KUBECONFIG pointing at the cluster (for kubectl, helm)."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
     def kubectl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run the pinned kubectl against this cluster; the caller checks returncode and output."""
         return subprocess.run(
             [self.binary("kubectl"), *args],
-            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+            env=self.env(),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -120,7 +120,7 @@ def test_deny_carries_status() -> None:
     assert dumped == {
         "uid": "uid-3",
         "allowed": False,
-        "status": {"code": 403, "message": "spot pods need a PDB"},
+        "status": {"code": 403, "reason": "Forbidden", "message": "spot pods need a PDB"},
     }
 
 

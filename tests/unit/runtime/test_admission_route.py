@@ -133,7 +133,7 @@ async def test_deny(client: Client, registry: CollectorRegistry) -> None:
     assert body["response"] == {
         "uid": "u-3",
         "allowed": False,
-        "status": {"code": 403, "message": "shop/web-0 may not be created here"},
+        "status": {"code": 403, "reason": "Forbidden", "message": "shop/web-0 may not be created here"},
     }
     assert registry.get_sample_value("kubewright_webhook_denials_total", {"webhook": "/validate"}) == 1
     assert registry.get_sample_value("kubewright_webhook_denials_total", {"webhook": "/mutate-spot"}) == 0
