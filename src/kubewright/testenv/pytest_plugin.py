@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,7 @@ from kubewright.testenv.layout import ClusterDir, ClusterSpec, ClusterState, Mod
 
 REQUIRE_ENV = "KUBEWRIGHT_REQUIRE_CONTROLPLANE"
 SIM_NODES_ENV = "KUBEWRIGHT_TEST_SIM_NODES"
+KEEP_STATE_ENV = "KUBEWRIGHT_KEEP_CLUSTER_STATE"
 CERT_MANAGER_COMPONENTS = ("cert-manager-controller", "cert-manager-cainjector")
 CONTROL_PLANE_COMPONENTS = (
     "etcd",
@@ -153,6 +155,9 @@ def _start(name: str, spec: ClusterSpec) -> Iterator[LocalCluster]:
         yield LocalCluster(cdir, state, spec)
     finally:
         cluster.down(cdir)
+        # Session clusters are throwaway; keep their logs only when asked (debugging a failure).
+        if not os.environ.get(KEEP_STATE_ENV):
+            shutil.rmtree(cdir.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
