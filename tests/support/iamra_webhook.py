@@ -209,3 +209,10 @@ async def create_when_webhook_live(kube: KubeClient, manifest: dict[str, Any]) -
                 return created
             await kube.delete("v1", "Pod", created["metadata"]["name"], manifest["metadata"]["namespace"])
             await asyncio.sleep(0.2)  # poll
+
+
+async def metric(webhook_port: int | None, name: str) -> float:
+    """Sum of a metric family's samples whose line starts with `name` (labels included in `name`)."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{webhook_port}/metrics") as r:
+        text = await r.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))

@@ -16,19 +16,13 @@ from tests.support.iamra_webhook import (
     ANNOTATIONS,
     RELEASE_NAMESPACE,
     create_when_webhook_live,
+    metric,
     opt_in,
     pod,
     run_webhook,
 )
 
 pytestmark = pytest.mark.envtest
-
-
-async def metric(webhook_port: int | None, name: str) -> float:
-    """Sum of a metric family's samples whose line starts with `name` (labels included in `name`)."""
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{webhook_port}/metrics") as r:
-        text = await r.text()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 def sidecar_of(created: dict[str, Any]) -> dict[str, Any]:
