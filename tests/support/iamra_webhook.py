@@ -9,60 +9,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 from kubewright.iamra.config import IamraConfig, config_from_mapping
+from kubewright.iamra.local import (
+    EXAMPLE_ANNOTATIONS,
+    local_mwc,
+    render_chart,
+    webhook_config,
+)
 from kubewright.iamra.server import serve
 from kubewright.runtime.clock import RealClock
 from kubewright.runtime.kube import KubeClient
-from kubewright.testenv import loopback, pki
+from kubewright.testenv import pki
 from kubewright.testenv.pytest_plugin import LocalCluster
 from kubewright.testenv.supervisor import free_ports
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "iamra-injector"
-TRUST_ANCHOR = (
-    "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0f6d3b2e-7c1a-4b8e-9d2f-1a2b3c4d5e6f"
-)
-PROFILE = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-ROLE = "arn:aws:iam::123456789012:role/hello-world"
-RELEASE_NAMESPACE = "iamra-system"
-ANNOTATIONS = {"iamra.aws/role-arn": ROLE, "iamra.aws/signing-profile-arn": PROFILE}
+ANNOTATIONS = EXAMPLE_ANNOTATIONS
 VersionFetcher = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def render_chart(cluster: LocalCluster, *sets: str) -> list[dict[str, Any]]:
-    argv = [
-        cluster.binary("helm"),
-        "template",
-        "iamra",
-        str(CHART),
-        "-n",
-        RELEASE_NAMESPACE,
-        "--set",
-        f"trustAnchorArn={TRUST_ANCHOR}",
-        "--set",
-        "region=us-east-1",
-        "--api-versions",
-        "cert-manager.io/v1",
-        "--kube-version",
-        "1.35.0",
-    ]
-    for s in sets:
-        argv += ["--set", s]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
-
-
-def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (doc,) = [d for d in docs if d["kind"] == kind]
-    return doc
 
 
 @dataclass
@@ -90,9 +59,8 @@ async def run_webhook(
     wait_ready: bool = True,
     config_overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[RunningWebhook]:
-    docs = render_chart(cluster, *sets)
-    config_map = only(docs, "ConfigMap")
-    data = yaml.safe_load(config_map["data"]["config.yaml"])
+    docs = render_chart(cluster.binary("helm"), *sets)
+    data = webhook_config(docs)
     serving = pki.issue_serving_cert(tmp / "tls", cluster.pki.ca, "iamra-webhook", ("localhost",))
     port, metrics_port = free_ports(2)
     data["server"].update(
@@ -122,11 +90,7 @@ async def run_webhook(
     if wait_ready:
         # As in a Deployment: endpoints (here: the MWC) only once /readyz says so.
         await until_ready(port, cluster)
-    mwc = only(docs, "MutatingWebhookConfiguration")
-    mwc["metadata"]["name"] = f"iamra-test-{port}"
-    mwc["metadata"].pop("annotations", None)
-    for hook in mwc["webhooks"]:
-        hook["clientConfig"] = loopback.url_client_config(port, "/mutate", cluster.ca_pem)
+    mwc = local_mwc(docs, f"iamra-test-{port}", port, cluster.ca_pem)
     webhook = RunningWebhook(
         port, metrics_port, config, mwc["metadata"]["name"], stop, task, serving, tmp / "tls"
     )

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from kubewright.iamra.local import CHART, TRUST_ANCHOR
 from kubewright.runtime.kube import KubeClient, NotFound
 from kubewright.testenv.pytest_plugin import LocalCluster
-from tests.support.iamra_webhook import CHART, TRUST_ANCHOR
 
 pytestmark = pytest.mark.e2e
 

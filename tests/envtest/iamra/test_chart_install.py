@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
+from kubewright.iamra.local import CHART, TRUST_ANCHOR
 from kubewright.runtime.kube import KubeClient
 from kubewright.testenv import binaries
 from kubewright.testenv.pytest_plugin import LocalCluster
-from tests.support.iamra_webhook import CHART, TRUST_ANCHOR
 
 pytestmark = pytest.mark.envtest
 

@@ -10,11 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from kubewright.iamra.local import RELEASE_NAMESPACE
 from kubewright.runtime.kube import BadRequest, KubeClient, KubeError
 from kubewright.testenv.pytest_plugin import LocalCluster
 from tests.support.iamra_webhook import (
     ANNOTATIONS,
-    RELEASE_NAMESPACE,
     create_when_webhook_live,
     metric,
     opt_in,

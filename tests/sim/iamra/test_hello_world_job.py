@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from kubewright.iamra.local import PROFILE, ROLE
 from kubewright.runtime.kube import KubeClient
 from kubewright.testenv.pytest_plugin import LocalCluster
-from tests.support.iamra_webhook import PROFILE, ROLE, opt_in, run_webhook
+from tests.support.iamra_webhook import opt_in, run_webhook
 
 pytestmark = pytest.mark.sim
 
@@ -19,9 +20,7 @@ HELLO_WORLD = Path(__file__).resolve().parents[3] / "examples" / "iamra-hello-wo
 
 
 async def job_pods(kube: KubeClient, namespace: str) -> list[dict[str, Any]]:
-    return await kube.list(
-        "v1", "Pod", namespace, labels={"app.kubernetes.io/instance": "hello"}
-    )
+    return await kube.list("v1", "Pod", namespace, labels={"app.kubernetes.io/instance": "hello"})
 
 
 async def test_hello_world_job_pod_gets_the_native_sidecar(
