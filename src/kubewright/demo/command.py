@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from kubewright.demo.cluster_overview import show_cluster
+from kubewright.demo.iamra_step import show_iamra
 from kubewright.testenv.layout import DEFAULT_NAME, ClusterDir
 
 
@@ -17,3 +18,4 @@ def demo(name: str = typer.Option(DEFAULT_NAME, "--name", help="The sim cluster 
         typer.echo(f"no cluster '{name}': run `kubewright dev up --sim` first", err=True)
         raise typer.Exit(1)
     asyncio.run(show_cluster(cdir.kubeconfig))
+    asyncio.run(show_iamra(cdir))
