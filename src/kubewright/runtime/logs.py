@@ -24,6 +24,9 @@ from structlog.typing import Processor
 LogFormat = Literal["auto", "json", "console"]
 
 _HANDLER_NAME = "kubewright"
+# The HTTP client under runtime.kube logs one INFO line per request: Lease renewals every 2 s and
+# re-opened watches would drown the records that matter. Their warnings and errors still come through.
+QUIET_LIBRARY_LOGGERS = ("httpx2", "httpcore2")
 
 
 def configure_logging(
@@ -31,7 +34,8 @@ def configure_logging(
 ) -> None:
     """Configure structlog and the root stdlib logger; safe to call again (the handler is replaced).
 
-    `log_format="auto"` picks JSON unless `stream` is a TTY.
+    `log_format="auto"` picks JSON unless `stream` is a TTY. The HTTP client's loggers
+    (`QUIET_LIBRARY_LOGGERS`) are held at WARNING whatever `level` is.
     """
     out = stream if stream is not None else sys.stderr
     use_json = log_format == "json" or (log_format == "auto" and not _is_tty(out))
@@ -65,6 +69,8 @@ def configure_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

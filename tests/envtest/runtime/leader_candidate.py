@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from kubewright.runtime.kube import KubeClient
-from kubewright.runtime.leader import ElectionConfig, LeaderElector
+from kubewright.runtime.leader import LeaderElector
+from kubewright.runtime.leader_decisions import ElectionConfig
 from kubewright.runtime.logs import configure_logging
 from kubewright.runtime.manager import Manager, exit_process, run_with_signal_handlers
 

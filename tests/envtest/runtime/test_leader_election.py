@@ -21,13 +21,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from kubewright.runtime.kube import KubeClient
-from kubewright.runtime.leader import (
-    LEASE_API_VERSION,
-    LEASE_KIND,
-    ElectionConfig,
-    LeaderCallbacks,
-    LeaderElector,
-)
+from kubewright.runtime.leader import LeaderCallbacks, LeaderElector
+from kubewright.runtime.leader_decisions import LEASE_API_VERSION, LEASE_KIND, ElectionConfig
 from kubewright.runtime.manager import ExitCode
 from kubewright.runtime.metrics import LEADER_MASTER_STATUS
 from kubewright.testenv.pytest_plugin import LocalCluster

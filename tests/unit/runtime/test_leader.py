@@ -18,7 +18,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kubewright.runtime.leader import (
+from kubewright.runtime.leader import default_identity
+from kubewright.runtime.leader_decisions import (
     CreateLease,
     ElectionConfig,
     LeaseRecord,
@@ -30,7 +31,6 @@ from kubewright.runtime.leader import (
     StepDown,
     TakeOverLease,
     candidate_action,
-    default_identity,
     expires_at,
     leader_action,
     leading_until,
