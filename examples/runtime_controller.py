@@ -14,29 +14,24 @@ import asyncio
 import hashlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
 from kubewright.runtime.clock import Clock, RealClock
+from kubewright.runtime.controller import Controller
 from kubewright.runtime.health import HealthEndpoint
 from kubewright.runtime.https import RunningSite, new_application, start_site
 from kubewright.runtime.informer import Informer, InformerConfig, InformerMetrics
 from kubewright.runtime.kube import KubeClient, Obj
 from kubewright.runtime.leader import ElectionConfig, LeaderElector, default_identity
-from kubewright.runtime.logs import configure_logging, get_logger, log_context
+from kubewright.runtime.logs import configure_logging, get_logger
 from kubewright.runtime.manager import Election, Manager, exit_process, run_with_signal_handlers
-from kubewright.runtime.metrics import add_metrics_route, create_registry, runtime_metrics
-from kubewright.runtime.store import Change
-from kubewright.runtime.workqueue import WorkQueue
+from kubewright.runtime.metrics import add_metrics_route, create_registry
 
 CONTROLLER = "configmap-data-hash"
 HASH_LABEL = "example.kubewright.dev/data-hash"
 
-# What a reconcile returns: None when the object is as it should be, or seconds until it must be
-# looked at again. Raising means "failed": the key is retried with per-key exponential backoff.
-Reconcile = Callable[[str], Awaitable[float | None]]
 log = get_logger("examples.runtime_controller")
 
 
@@ -70,88 +65,6 @@ class DataHashReconciler:
         }
         await self._kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": labelled})
         log.info("labelled", configmap=key, hash=digest)
-
-
-class Controller:
-    """Informer changes -> keys in a WorkQueue -> `workers` tasks calling `reconcile`.
-
-    A leader-gated runnable: it subscribes to the informer only once leading (the subscription replays
-    every cached object, so a new leader reconciles everything), and records controller-runtime's
-    reconcile metrics.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        informer: Informer,
-        reconcile: Reconcile,
-        clock: Clock,
-        registry: CollectorRegistry,
-        workers: int = 2,
-    ) -> None:
-        self.name = name
-        self.queue: WorkQueue[str] = WorkQueue(name, clock, registry)
-        self._informer = informer
-        self._reconcile = reconcile
-        self._clock = clock
-        self._workers = workers
-        self._metrics = runtime_metrics(registry).reconcile
-        self._metrics.max_concurrent.labels(name).set(workers)
-
-    async def start(self, stop: asyncio.Event) -> None:
-        if not await _first(self._informer.wait_synced(), stop):
-            return  # stopped before the cache was filled: never act on a partial cache
-        self._informer.add_handler(self._enqueue)
-        workers = [asyncio.create_task(self._work()) for _ in range(self._workers)]
-        try:
-            await stop.wait()
-            self.queue.shutdown()  # workers finish what is queued, then get() returns None
-            await asyncio.gather(*workers)
-        finally:
-            for worker in workers:
-                worker.cancel()  # only matters when cancelled (leadership lost): stop at once
-
-    def _enqueue(self, change: Change) -> None:
-        self.queue.add(change.key)
-
-    async def _work(self) -> None:
-        while (key := await self.queue.get()) is not None:
-            try:
-                with log_context(controller=self.name, key=key):
-                    await self._reconcile_one(key)
-            finally:
-                self.queue.done(key)
-
-    async def _reconcile_one(self, key: str) -> None:
-        started = self._clock.monotonic()
-        self._metrics.active_workers.labels(self.name).inc()
-        try:
-            requeue_after = await self._reconcile(key)
-        except Exception:
-            log.exception("reconcile failed", retries=self.queue.num_requeues(key))
-            self._metrics.errors.labels(self.name).inc()
-            self._metrics.total.labels(self.name, "error").inc()
-            self.queue.add_rate_limited(key)
-            return
-        finally:
-            self._metrics.active_workers.labels(self.name).dec()
-            self._metrics.time.labels(self.name).observe(self._clock.monotonic() - started)
-        self.queue.forget(key)
-        if requeue_after is None:
-            self._metrics.total.labels(self.name, "success").inc()
-        else:
-            self._metrics.total.labels(self.name, "requeue_after").inc()
-            self.queue.add_after(key, requeue_after)
-
-
-async def _first(work: Awaitable[None], stop: asyncio.Event) -> bool:
-    """Await `work` unless `stop` is set first; True if `work` finished."""
-    waits = {asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())}
-    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    return not stop.is_set()
 
 
 class OpsSite:

@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kubewright.runtime.clock import FakeClock
+from kubewright.runtime.controller import Controller, Result
 from kubewright.runtime.informer import Informer
 from kubewright.runtime.kube import KubeClient
 from kubewright.runtime.metrics import RECONCILE_ERRORS, RECONCILE_TOTAL
@@ -170,13 +171,13 @@ async def until(condition: Callable[[], bool], turns: int = 1000) -> None:
 
 
 class Scripted:
-    """A reconcile function whose outcomes the test scripts: a float, None, or an exception to raise."""
+    """A reconcile function whose outcomes the test scripts: a Result, None, or an exception to raise."""
 
-    def __init__(self, *outcomes: float | Exception | None) -> None:
+    def __init__(self, *outcomes: Result | Exception | None) -> None:
         self.outcomes = list(outcomes)
         self.calls: list[str] = []
 
-    async def __call__(self, key: str) -> float | None:
+    async def __call__(self, key: str) -> Result | None:
         self.calls.append(key)
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if isinstance(outcome, Exception):
@@ -191,7 +192,7 @@ def total(registry: CollectorRegistry, result: str) -> float:
 async def started(
     reconcile: Scripted, informer: FakeInformer, clock: FakeClock, registry: CollectorRegistry
 ) -> tuple[Any, asyncio.Event, asyncio.Task[None]]:
-    controller = example.Controller("test", cast(Informer, informer), reconcile, clock, registry, workers=1)
+    controller = Controller("test", cast(Informer, informer), reconcile, clock, registry, workers=1)
     stop = asyncio.Event()
     task = asyncio.create_task(controller.start(stop))
     informer.synced.set()
@@ -201,9 +202,7 @@ async def started(
 
 async def test_controller_waits_for_the_cache_and_stops_cleanly_before_it_is_filled() -> None:
     informer, reconcile = FakeInformer(), Scripted()
-    controller = example.Controller(
-        "test", cast(Informer, informer), reconcile, FakeClock(), CollectorRegistry()
-    )
+    controller = Controller("test", cast(Informer, informer), reconcile, FakeClock(), CollectorRegistry())
     stop = asyncio.Event()
     task = asyncio.create_task(controller.start(stop))
     for _ in range(10):
@@ -230,7 +229,7 @@ async def test_cached_objects_are_replayed_once_leading_and_success_forgets_back
 
 async def test_failure_retries_with_backoff_and_requeue_after_comes_back_later() -> None:
     informer, clock, registry = FakeInformer(), FakeClock(), CollectorRegistry()
-    reconcile = Scripted(RuntimeError("API server said no"), 30.0, None)
+    reconcile = Scripted(RuntimeError("API server said no"), Result(requeue_after=30.0), None)
     controller, stop, task = await started(reconcile, informer, clock, registry)
     key = informer.put(configmap({"a": "1"}))
 
