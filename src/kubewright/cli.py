@@ -8,6 +8,7 @@ from kubewright import __version__
 from kubewright.demo.command import demo
 from kubewright.iamra.cli import iamra_app
 from kubewright.iamra.serve_command import serve as iamra_serve
+from kubewright.spotalis.cli import spotalis_app
 from kubewright.testenv.devcli import dev_app
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 iamra_app.command("serve")(iamra_serve)
 app.add_typer(iamra_app, name="iamra")
+app.add_typer(spotalis_app, name="spotalis")
 app.command("demo")(demo)
 
 
