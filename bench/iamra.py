@@ -37,7 +37,6 @@ could not be measured). `run()` returns the same dict without writing it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import http.client
 import json
@@ -68,6 +67,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import iamra_mutate
 from kubewright import __version__
 from kubewright.iamra import constants as c
+from kubewright.iamra.local import local_mwc, render_chart, webhook_config
 from kubewright.testenv import binaries, cluster, pki
 from kubewright.testenv.layout import ClusterDir, ClusterSpec, Mode
 from kubewright.testenv.supervisor import free_ports
@@ -75,8 +75,6 @@ from runtime_admission import UID_PLACEHOLDER, core_times, process_cpu_seconds, 
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "iamra.json"
-CHART = REPO / "charts" / "iamra-injector"
-RELEASE_NAMESPACE = "iamra-system"
 TRUST_ANCHOR = iamra_mutate.TRUST_ANCHOR
 ANNOTATIONS = {"iamra.aws/role-arn": iamra_mutate.ROLE, "iamra.aws/signing-profile-arn": iamra_mutate.PROFILE}
 
@@ -129,35 +127,13 @@ def latency_summary(latencies: list[float]) -> dict[str, float]:
 
 
 def chart_documents() -> list[dict[str, Any]]:
-    """The chart as helm renders it (the same flags as tests/support/iamra_webhook.py)."""
-    argv = [
-        str(binaries.path_of("helm")),
-        "template",
-        "iamra",
-        str(CHART),
-        "-n",
-        RELEASE_NAMESPACE,
-        "--set",
-        f"trustAnchorArn={TRUST_ANCHOR}",
-        "--set",
-        "region=us-east-1",
-        "--api-versions",
-        "cert-manager.io/v1",
-        "--kube-version",
-        "1.35.0",
-    ]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
-
-
-def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (doc,) = [d for d in docs if d["kind"] == kind]
-    return doc
+    """The chart as helm renders it, with the same flags the tests and the demo use."""
+    return render_chart(str(binaries.path_of("helm")))
 
 
 def write_config(docs: list[dict[str, Any]], serving: pki.KeyPair, path: Path) -> tuple[int, int]:
     """The chart's config.yaml with loopback ports and `serving`; returns (port, metrics port)."""
-    data: dict[str, Any] = yaml.safe_load(only(docs, "ConfigMap")["data"]["config.yaml"])
+    data: dict[str, Any] = webhook_config(docs)
     port, metrics_port = free_ports(2)
     data["sidecar"]["native"] = "true"
     data["server"].update(
@@ -742,13 +718,7 @@ def bench_apiserver(docs: list[dict[str, Any]], scratch: Path) -> dict[str, Any]
         config_file = scratch / "config-api.yaml"
         ports = write_config(docs, serving, config_file)
         serve = start_serve(config_file, ports, cluster_pki.ca.cert, scratch / "serve-api.log", None)
-        mwc = json.loads(json.dumps(only(docs, "MutatingWebhookConfiguration")))
-        mwc["metadata"] = {"name": MWC_NAME}
-        for hook in mwc["webhooks"]:
-            hook["clientConfig"] = {
-                "url": f"https://127.0.0.1:{serve.port}{c.MUTATE_PATH}",
-                "caBundle": base64.b64encode(cluster_pki.ca.cert.read_bytes()).decode(),
-            }
+        mwc = local_mwc(json.loads(json.dumps(docs)), MWC_NAME, serve.port, cluster_pki.ca.cert.read_bytes())
         admin = ssl.create_default_context(cafile=str(cluster_pki.ca.cert))
         admin.load_cert_chain(str(cluster_pki.admin.cert), str(cluster_pki.admin.key))
         server = f"https://127.0.0.1:{state.ports['apiserver']}"

@@ -117,8 +117,15 @@ class LocalCluster:
 
     def kubectl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run the pinned kubectl against this cluster; the caller checks returncode and output."""
+        return self.run_tool("kubectl", *args, timeout=timeout)
+
+    def helm(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run the pinned helm against this cluster; the caller checks returncode and output."""
+        return self.run_tool("helm", *args, timeout=timeout)
+
+    def run_tool(self, tool: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.binary("kubectl"), *args],
+            [self.binary(tool), *args],
             env=self.env(),
             capture_output=True,
             text=True,

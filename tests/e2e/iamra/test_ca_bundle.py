@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
 from typing import Any
 
 import pytest
@@ -16,17 +15,6 @@ from kubewright.testenv.pytest_plugin import LocalCluster
 pytestmark = pytest.mark.e2e
 
 MWC = "iamra-iamra-injector"
-
-
-def helm(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [cluster.binary("helm"), *args],
-        env=cluster.env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 async def wait_ready(kube: KubeClient, name: str, namespace: str) -> None:
@@ -68,7 +56,7 @@ async def test_certificates_ready_and_ca_bundle_injected_and_kept(
         "--set",
         "certManager.csiDriver.lookup=false",
     )
-    out = helm(e2e_cluster, "install", *args)
+    out = e2e_cluster.helm("install", *args)
     assert out.returncode == 0, out.stderr
     try:
         for name in ("iamra-webhook-ca", "iamra-webhook-tls"):
@@ -81,13 +69,13 @@ async def test_certificates_ready_and_ca_bundle_injected_and_kept(
                 await asyncio.sleep(0.5)  # poll: cainjector reconciles
         assert base64.b64decode(bundle) == expected
 
-        upgraded = helm(e2e_cluster, "upgrade", *args, "--set", "webhook.timeoutSeconds=9")
+        upgraded = e2e_cluster.helm("upgrade", *args, "--set", "webhook.timeoutSeconds=9")
         assert upgraded.returncode == 0, upgraded.stderr
         after = await ca_bundle(kube)
         assert after is not None, "helm upgrade dropped the injected caBundle"
         assert base64.b64decode(after) == expected
     finally:
-        helm(e2e_cluster, "uninstall", "iamra", "-n", namespace)
+        e2e_cluster.helm("uninstall", "iamra", "-n", namespace)
         await kube.delete(
             "cert-manager.io/v1", "Certificate", "iamra-workload-ca", "cert-manager", missing_ok=True
         )

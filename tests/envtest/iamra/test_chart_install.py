@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from kubewright.iamra.local import CHART, TRUST_ANCHOR
@@ -14,17 +12,6 @@ from kubewright.testenv.pytest_plugin import LocalCluster
 pytestmark = pytest.mark.envtest
 
 BASE = ("--set", f"trustAnchorArn={TRUST_ANCHOR}", "--set", "region=us-east-1")
-
-
-def helm(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [cluster.binary("helm"), *args],
-        env=cluster.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 async def test_chart_guards_and_install(
@@ -39,7 +26,7 @@ async def test_chart_guards_and_install(
         for c in await kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
     )
     if not crds_present:
-        out = helm(envtest_cluster, *install, "--dry-run=server")
+        out = envtest_cluster.helm(*install, "--dry-run=server")
         assert out.returncode != 0
         assert (
             "cert-manager (including cainjector) is required: cert-manager.io/v1 APIs not detected"
@@ -52,18 +39,17 @@ async def test_chart_guards_and_install(
 
     # G5 / G10 (reachable cluster, --dry-run=server performs lookups): no cainjector, no csi driver.
     empty_cm_ns = f"{namespace}-cm"
-    out = helm(envtest_cluster, *install, "--dry-run=server", "--set", f"certManager.namespace={empty_cm_ns}")
+    out = envtest_cluster.helm(*install, "--dry-run=server", "--set", f"certManager.namespace={empty_cm_ns}")
     assert out.returncode != 0
     assert f"cert-manager cainjector Deployment not found in namespace {empty_cm_ns}" in out.stderr
-    out = helm(envtest_cluster, *install, "--dry-run=server", "--set", "certManager.cainjector.lookup=false")
+    out = envtest_cluster.helm(*install, "--dry-run=server", "--set", "certManager.cainjector.lookup=false")
     assert out.returncode != 0
     assert (
         "cert-manager csi-driver not found; install it or set workloadCertificate.mode=secret" in out.stderr
     )
 
     # G11: a ServiceMonitor without its CRD fails the render.
-    out = helm(
-        envtest_cluster,
+    out = envtest_cluster.helm(
         *install,
         "--dry-run=server",
         "--set",
@@ -82,8 +68,7 @@ async def test_chart_guards_and_install(
     )
 
     # A real install: every rendered object is accepted by the API server.
-    out = helm(
-        envtest_cluster,
+    out = envtest_cluster.helm(
         *install,
         "--set",
         "certManager.cainjector.lookup=false",
@@ -107,7 +92,7 @@ async def test_chart_guards_and_install(
         ca = await kube.get("cert-manager.io/v1", "Certificate", "iamra-workload-ca", namespace)
         assert ca["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     finally:
-        helm(envtest_cluster, "uninstall", "iamra", "-n", release_ns)
+        envtest_cluster.helm("uninstall", "iamra", "-n", release_ns)
         await kube.delete(
             "cert-manager.io/v1", "Certificate", "iamra-workload-ca", namespace, missing_ok=True
         )

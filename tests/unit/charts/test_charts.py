@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubewright.testenv import binaries
-from kubewright.testenv.pytest_plugin import REQUIRE_ENV
+from tests.support.helm import locate_helm, locate_helm_plugins, run_helm
 
 pytestmark = pytest.mark.unit
 
@@ -41,42 +38,14 @@ HELLO_WORLD_VALUES = (
 )
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"{REQUIRE_ENV} is set but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def helm() -> Path:
-    try:
-        return binaries.path_of("helm")
-    except binaries.ControlPlaneUnavailable as err:
-        _unavailable(str(err))
-        raise AssertionError("unreachable") from err
-    except (subprocess.CalledProcessError, OSError) as err:  # the build script itself could not run
-        _unavailable(f"cannot locate helm ({err}); run `make setup` or `kubewright dev build helm`")
-        raise AssertionError("unreachable") from err
+    return locate_helm()
 
 
 @pytest.fixture(scope="module")
 def helm_plugins(helm: Path) -> Path:
-    plugins = binaries.helm_plugins_dir()
-    if not (plugins / "helm-unittest" / "plugin.yaml").is_file():
-        _unavailable(
-            f"the helm-unittest plugin is not built (looked in {plugins}); "
-            "run `make setup` or `kubewright dev build helm-unittest`"
-        )
-    return plugins
-
-
-def run_helm(helm: Path, *args: str, plugins: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if plugins is not None:
-        env["HELM_PLUGINS"] = str(plugins)
-    return subprocess.run(
-        [str(helm), *args], capture_output=True, text=True, timeout=300, check=False, env=env, cwd=ROOT
-    )
+    return locate_helm_plugins()
 
 
 def load_chart_readme() -> ModuleType:
