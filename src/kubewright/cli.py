@@ -9,6 +9,8 @@ from kubewright.demo.command import demo
 from kubewright.iamra.cli import iamra_app
 from kubewright.iamra.serve_command import serve as iamra_serve
 from kubewright.spotalis.cli import spotalis_app
+from kubewright.spotalis.run_command import check_config as spotalis_check_config
+from kubewright.spotalis.run_command import run as spotalis_run
 from kubewright.testenv.devcli import dev_app
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 iamra_app.command("serve")(iamra_serve)
 app.add_typer(iamra_app, name="iamra")
+spotalis_app.command("run")(spotalis_run)
+spotalis_app.command("check-config")(spotalis_check_config)
 app.add_typer(spotalis_app, name="spotalis")
 app.command("demo")(demo)
 
