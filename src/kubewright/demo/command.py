@@ -8,6 +8,7 @@ import typer
 
 from kubewright.demo.cluster_overview import show_cluster
 from kubewright.demo.iamra_step import show_iamra
+from kubewright.demo.spotalis_step import show_spotalis
 from kubewright.testenv.layout import DEFAULT_NAME, ClusterDir
 
 
@@ -19,3 +20,4 @@ def demo(name: str = typer.Option(DEFAULT_NAME, "--name", help="The sim cluster 
         raise typer.Exit(1)
     asyncio.run(show_cluster(cdir.kubeconfig))
     asyncio.run(show_iamra(cdir))
+    asyncio.run(show_spotalis(cdir))
