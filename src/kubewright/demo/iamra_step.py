@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from rich.console import Console
 from rich.table import Table
 
+from kubewright.demo.local_process import labelled_namespace, local_addon, registered
 from kubewright.iamra.local import EXAMPLE_ANNOTATIONS, local_mwc, render_chart, webhook_config
-from kubewright.runtime.kube import KubeClient, NotFound
+from kubewright.runtime.kube import KubeClient
 from kubewright.testenv import binaries, pki
 from kubewright.testenv.layout import ClusterDir
 from kubewright.testenv.supervisor import free_ports
@@ -30,21 +28,6 @@ from kubewright.testenv.workloads import deployment, wait_available
 
 NAMESPACE = "iamra-demo"
 MWC_NAME = "iamra-demo-local"
-
-
-async def _wait_ready(port: int, ca: Path, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:
-    ctx = ssl.create_default_context(cafile=str(ca))
-    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
-        while True:
-            if proc.returncode is not None:
-                raise RuntimeError(f"kubewright iamra serve exited with {proc.returncode}")
-            try:
-                async with http.get(f"https://127.0.0.1:{port}/readyz", ssl=ctx) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)  # poll
 
 
 async def show_iamra(cdir: ClusterDir) -> None:
@@ -61,45 +44,20 @@ async def show_iamra(cdir: ClusterDir) -> None:
         config["metrics"]["port"] = metrics_port
         config_file = work / "config.json"
         config_file.write_text(json.dumps(config))
-        env = {**os.environ, "KUBECONFIG": str(cdir.kubeconfig)}
-        with (work / "serve.log").open("wb") as serve_log:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "kubewright.cli",
-                "iamra",
-                "serve",
-                "--config",
-                str(config_file),
-                env=env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=serve_log,
-            )
-        async with KubeClient.from_kubeconfig(cdir.kubeconfig, field_manager="kubewright-demo") as kube:
-            try:
-                await _wait_ready(port, cluster_pki.ca.cert, proc)
-                console.print(f"webhook serving on https://127.0.0.1:{port}/mutate (metrics :{metrics_port})")
-                await kube.apply(local_mwc(docs, MWC_NAME, port, cluster_pki.ca.cert.read_bytes()))
+        readyz = f"https://127.0.0.1:{port}/readyz"
+        trust = ssl.create_default_context(cafile=str(cluster_pki.ca.cert))
+        serve = ["iamra", "serve", "--config", str(config_file)]
+        async with (
+            local_addon(serve, work / "serve.log", readyz, kubeconfig=cdir.kubeconfig, ready_ssl=trust),
+            KubeClient.from_kubeconfig(cdir.kubeconfig, field_manager="kubewright-demo") as kube,
+        ):
+            console.print(f"webhook serving on https://127.0.0.1:{port}/mutate (metrics :{metrics_port})")
+            async with registered(kube, local_mwc(docs, MWC_NAME, port, cluster_pki.ca.cert.read_bytes())):
                 await _demo_deployment(kube, console)
-            finally:
-                await kube.delete(
-                    "admissionregistration.k8s.io/v1",
-                    "MutatingWebhookConfiguration",
-                    MWC_NAME,
-                    missing_ok=True,
-                )
-                proc.terminate()
-                await asyncio.wait_for(proc.wait(), 30)
 
 
 async def _demo_deployment(kube: KubeClient, console: Console) -> None:
-    try:
-        await kube.get("v1", "Namespace", NAMESPACE)
-    except NotFound:
-        await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    await kube.merge_patch(
-        "v1", "Namespace", NAMESPACE, {"metadata": {"labels": {"iamra.aws/enable": "true"}}}
-    )
+    await labelled_namespace(kube, NAMESPACE, {"iamra.aws/enable": "true"})
     console.print(f"namespace {NAMESPACE} labelled iamra.aws/enable=true")
     app = deployment("aws-app", NAMESPACE, 2)
     app["spec"]["template"]["metadata"]["annotations"] = dict(EXAMPLE_ANNOTATIONS)

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import aiohttp
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from kubewright.runtime.kube import KubeClient, NotFound
+from kubewright.demo.local_process import labelled_namespace, local_addon, registered
+from kubewright.runtime.kube import KubeClient
 from kubewright.spotalis import constants as c
 from kubewright.testenv import pki
 from kubewright.testenv.layout import ClusterDir
@@ -34,7 +33,7 @@ MWC_NAME = "spotalis-demo-local"
 NAME = "web"
 
 
-def _mwc(port: int, ca_pem: bytes) -> dict[str, object]:
+def _mwc(port: int, ca_pem: bytes) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -64,20 +63,6 @@ def _mwc(port: int, ca_pem: bytes) -> dict[str, object]:
     }
 
 
-async def _until_ready(health_port: int, proc: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(60):
-        while True:
-            if proc.returncode is not None:
-                raise RuntimeError(f"kubewright spotalis run exited with {proc.returncode}")
-            try:
-                async with http.get(f"http://127.0.0.1:{health_port}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)  # poll
-
-
 async def show_spotalis(cdir: ClusterDir) -> None:
     console = Console()
     console.rule("spotalis")
@@ -101,44 +86,19 @@ async def show_spotalis(cdir: ClusterDir) -> None:
         }
         config_file = work / "config.yaml"
         config_file.write_text(yaml.safe_dump(config))
-        with (work / "run.log").open("wb") as run_log:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "kubewright.cli",
-                "spotalis",
-                "run",
-                f"--config={config_file}",
-                f"--kubeconfig={cdir.kubeconfig}",
-                env=dict(os.environ),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=run_log,
-            )
-        async with KubeClient.from_kubeconfig(cdir.kubeconfig, field_manager="kubewright-demo") as kube:
-            try:
-                await _until_ready(health_port, proc)
-                console.print(f"spotalis webhook serving on https://127.0.0.1:{webhook_port}/mutate")
-                await kube.apply(_mwc(webhook_port, cluster_pki.ca.cert.read_bytes()))
+        run = ["spotalis", "run", f"--config={config_file}", f"--kubeconfig={cdir.kubeconfig}"]
+        readyz = f"http://127.0.0.1:{health_port}/readyz"
+        async with (
+            local_addon(run, work / "run.log", readyz, kubeconfig=cdir.kubeconfig),
+            KubeClient.from_kubeconfig(cdir.kubeconfig, field_manager="kubewright-demo") as kube,
+        ):
+            console.print(f"spotalis webhook serving on https://127.0.0.1:{webhook_port}/mutate")
+            async with registered(kube, _mwc(webhook_port, cluster_pki.ca.cert.read_bytes())):
                 await _place(kube, console)
-            finally:
-                await kube.delete(
-                    "admissionregistration.k8s.io/v1",
-                    "MutatingWebhookConfiguration",
-                    MWC_NAME,
-                    missing_ok=True,
-                )
-                proc.terminate()
-                await asyncio.wait_for(proc.wait(), 30)
 
 
 async def _place(kube: KubeClient, console: Console) -> None:
-    try:
-        await kube.get("v1", "Namespace", NAMESPACE)
-    except NotFound:
-        await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    await kube.merge_patch(
-        "v1", "Namespace", NAMESPACE, {"metadata": {"labels": {c.ENABLED_LABEL: c.ENABLED_VALUE}}}
-    )
+    await labelled_namespace(kube, NAMESPACE, {c.ENABLED_LABEL: c.ENABLED_VALUE})
     await kube.delete("apps/v1", "Deployment", NAME, NAMESPACE, missing_ok=True)
     async with asyncio.timeout(60):  # the old pods must be gone before counting the new ones
         while await kube.list("v1", "Pod", NAMESPACE, labels={"app": NAME}):

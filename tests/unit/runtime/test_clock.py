@@ -47,7 +47,7 @@ async def test_sleepers_wake_at_their_deadline_in_order() -> None:
     assert clock.next_deadline == 1.0
 
     clock.advance(0.999)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     assert woke == []
 
     clock.advance(0.001)

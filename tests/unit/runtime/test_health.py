@@ -16,7 +16,7 @@ def failing() -> None:
 
 
 async def async_ok() -> None:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
 
 
 async def hangs() -> None:

@@ -103,7 +103,7 @@ async def test_context_is_per_task() -> None:
 
     async def reconcile(key: str) -> None:
         with log_context(key=key):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
             log.info("done")
 
     await asyncio.gather(reconcile("a"), reconcile("b"))

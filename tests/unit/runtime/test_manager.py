@@ -25,14 +25,14 @@ GRACE = 30.0
 async def settle(turns: int = 20) -> None:
     """Let every ready task run (a bounded number of loop turns, never wall-clock time)."""
     for _ in range(turns):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
 
 
 async def until(condition: Callable[[], bool], max_turns: int = 200) -> None:
     for _ in range(max_turns):
         if condition():
             return
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     raise AssertionError("condition not reached")
 
 

@@ -125,7 +125,7 @@ async def test_run_polls_on_the_injected_clock(
         await clock.wait_for_sleepers(1)
         kubelet_swap(path, issue_server_cert(other_ca), 2)
         clock.advance(29.0)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
         assert reloader.reloads == 0, "polled before the interval elapsed"
         clock.advance(1.0)
         await clock.wait_for_sleepers(1)  # woke, reloaded, sleeping again

@@ -17,7 +17,7 @@ async def yield_until(condition: Callable[[], bool], max_turns: int = 100) -> No
     for _ in range(max_turns):
         if condition():
             return
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     raise AssertionError("condition not reached")
 
 
@@ -135,7 +135,7 @@ def test_backoff_is_configurable_and_validated() -> None:
 async def test_get_waits_for_an_add() -> None:
     queue = new_queue()
     getter = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     assert not getter.done()
     queue.add("a")
     assert await asyncio.wait_for(getter, timeout=1) == "a"
@@ -169,7 +169,7 @@ async def test_wake_up_of_a_cancelled_getter_passes_to_another() -> None:
     queue = new_queue()
     first = asyncio.create_task(queue.get())
     second = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     queue.add("a")  # wakes `first`...
     first.cancel()  # ...which is cancelled before it runs
     with pytest.raises(asyncio.CancelledError):
@@ -194,7 +194,7 @@ async def test_shutdown_drains_queued_keys_then_returns_none() -> None:
     queue.done("a")
     assert await queue.get() == "a"
     drained = asyncio.create_task(queue.drain())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     assert not drained.done(), "a key is still being processed"
     queue.done("a")
     await asyncio.wait_for(drained, timeout=1)
@@ -205,7 +205,7 @@ async def test_shutdown_drains_queued_keys_then_returns_none() -> None:
 async def test_shutdown_releases_idle_workers() -> None:
     queue = new_queue()
     workers = [asyncio.create_task(queue.get()) for _ in range(3)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     queue.shutdown()
     assert await asyncio.wait_for(asyncio.gather(*workers), timeout=1) == [None, None, None]
     await asyncio.wait_for(queue.drain(), timeout=1)

@@ -193,7 +193,7 @@ def test_concurrent_workers_never_share_a_key_and_lose_nothing(
                 active.add(key)
                 events.append(("start", key))
                 for _ in range(work_turns):
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
                 active.discard(key)
                 queue.done(key)
 
@@ -202,7 +202,7 @@ def test_concurrent_workers_never_share_a_key_and_lose_nothing(
             queue.add(key)
             events.append(("add", key))
             for _ in range(pause):
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
         queue.shutdown()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
         await asyncio.wait_for(queue.drain(), timeout=5)

@@ -166,7 +166,7 @@ async def until(condition: Callable[[], bool], turns: int = 1000) -> None:
     for _ in range(turns):
         if condition():
             return
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     raise AssertionError("condition not reached")
 
 
@@ -206,7 +206,7 @@ async def test_controller_waits_for_the_cache_and_stops_cleanly_before_it_is_fil
     stop = asyncio.Event()
     task = asyncio.create_task(controller.start(stop))
     for _ in range(10):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     assert not task.done()
     assert informer.handlers == []  # not subscribed: a reconcile must never see a half-filled cache
 

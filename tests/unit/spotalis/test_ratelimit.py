@@ -147,7 +147,7 @@ async def test_acquire_waits_out_the_hold_then_takes_a_token() -> None:
     waiter = asyncio.ensure_future(api.acquire())
     await clock.wait_for_sleepers(1)
     clock.advance(9)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # poll: yield to the event loop (no time passes)
     assert not waiter.done()
     clock.advance(1)
     await asyncio.wait_for(waiter, 1)
