@@ -313,6 +313,10 @@ async def main(config: SpotalisConfig, kubeconfig: Path | None = None) -> int:
     async with kube:
         registry = create_registry()
         process = build(kube, config, registry=registry, election=election_for(kube, config, registry))
+        # Imported here: the controllers module builds on this one (SpotalisProcess).
+        from kubewright.spotalis.controllers.wiring import attach_workload_controller
+
+        attach_workload_controller(process, kube)
         return int(await run_with_signal_handlers(process.manager))
 
 
@@ -339,7 +343,7 @@ def run(
     ),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
-    """Run Spotalis: placement webhook, probes and metrics on every replica (drift controllers: not yet)."""
+    """Run Spotalis: webhook, probes and metrics on every replica; the workload controller on the leader."""
     if version:
         typer.echo(__version__)
         raise typer.Exit(0)
