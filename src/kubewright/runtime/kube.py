@@ -251,18 +251,26 @@ class KubeClient:
             api_version, kind, name, patch, namespace, PatchType.MERGE, subresource="Scale"
         )
 
-    async def evict(self, name: str, namespace: str, *, dry_run: bool = False) -> None:
+    async def evict(
+        self, name: str, namespace: str, *, uid: str | None = None, dry_run: bool = False
+    ) -> None:
         """Evict a Pod through the Eviction API, which honours PodDisruptionBudgets.
 
-        A budget that forbids the eviction gives TooManyRequests (429); retry later.
+        A budget that forbids the eviction gives TooManyRequests (429); retry later. With `uid`, a pod
+        re-created under the same name since the decision is not evicted (Conflict instead).
         """
-        eviction = {
+        eviction: Obj = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
         }
+        options: Obj = {}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
         if dry_run:
-            eviction["deleteOptions"] = {"dryRun": ["All"]}
+            options["dryRun"] = ["All"]
+        if options:
+            eviction["deleteOptions"] = options
         res = self._subresource("v1", "Pod", "Eviction")
         try:
             await self._client.create(res.from_dict(eviction), name=name, namespace=namespace)

@@ -139,7 +139,7 @@ class EvictionRecorder:
     pdbs: list[Obj] = field(default_factory=list)
     fail_with: list[Exception] = field(default_factory=list)
 
-    async def evict(self, name: str, namespace: str) -> None:
+    async def evict(self, name: str, namespace: str, *, uid: str | None = None) -> None:
         if self.fail_with:
             raise self.fail_with.pop(0)
         self.evictions.append(name)

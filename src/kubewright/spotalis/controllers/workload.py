@@ -84,7 +84,7 @@ class WorkloadCache(Protocol):
 
 
 class KubeWriter(Protocol):
-    async def evict(self, name: str, namespace: str) -> None: ...
+    async def evict(self, name: str, namespace: str, *, uid: str | None = None) -> None: ...
 
     async def merge_patch(
         self, api_version: str, kind: str, name: str, patch: Obj, namespace: str | None = None
@@ -599,7 +599,7 @@ class WorkloadReconciler:
     async def _evict_one(self, ctx: _Pass, victim: PodRecord, action: c.ReconcileAction) -> Result:
         track, w = ctx.track, ctx.workload
         try:
-            await self._kube.evict(victim.name, victim.namespace)
+            await self._kube.evict(victim.name, victim.namespace, uid=victim.uid)
         except (NotFound, Conflict):
             log.info("eviction target already gone", workload=ctx.key, pod=victim.name)
             return Result(requeue_after=min(self.cooldown, self.interval))
@@ -726,7 +726,7 @@ class WorkloadReconciler:
             log.warning("spot fallback", workload=ctx.key, until=format_time(until), pods=sorted(victims))
         for pod in victims.values():
             try:
-                await self._kube.evict(pod.name, pod.namespace)
+                await self._kube.evict(pod.name, pod.namespace, uid=pod.uid)
             except (NotFound, Conflict):
                 continue
             except Exception as err:
