@@ -5,13 +5,19 @@ serves /metrics. The serving pair is re-read every `reloadIntervalSeconds` and s
 TLS context (cert-manager renewals need no restart). On SIGTERM /readyz turns 503 first and the
 server keeps answering for `shutdownDelaySeconds`, so endpoints drop the pod before it stops
 accepting; then in-flight requests drain (10 s at most).
+
+The process entry is `main` (the typer command and the lean console entry both call it). Its import
+path is kept small because the spec caps the process's peak RSS at 60 MB (spec 8): no typer, no
+cryptography (certificate expiry comes from the `ssl` module), and lightkube only when `native: auto`
+needs the API server's version.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import signal
+import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,12 +25,11 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from cryptography import x509
 from prometheus_client import CollectorRegistry
 
 from kubewright import __version__
 from kubewright.iamra import constants as c
-from kubewright.iamra.config import IamraConfig
+from kubewright.iamra.config import ConfigError, IamraConfig, load_config
 from kubewright.iamra.constants import SidecarMode
 from kubewright.iamra.metrics import IamraMetrics
 from kubewright.iamra.native import NativeMode
@@ -33,10 +38,16 @@ from kubewright.iamra.review import Decision, decide_review
 from kubewright.runtime import https, tls
 from kubewright.runtime.admission import AdmissionRequest, Allow, BadReview, Deny, add_admission_route
 from kubewright.runtime.clock import Clock, RealClock
+from kubewright.runtime.logs import configure_logging
 from kubewright.runtime.metrics import add_metrics_route, create_registry
 
 log = structlog.get_logger("kubewright.iamra")
 DRAIN_SECONDS = 10.0
+# Per-connection TLS receive buffer. asyncio allocates (and zero-fills) `SSLProtocol.max_size` bytes
+# for every TLS connection, 256 KiB by default: 16 MiB for the 64 keep-alive connections of the
+# throughput benchmark. A full TLS record per read is plenty for reviews of a few KiB; large ones take
+# more reads, not more memory.
+TLS_READ_BUFFER_BYTES = 16 * 1024
 VersionFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -121,6 +132,22 @@ def build_app(webhook: IamraWebhook, registry: CollectorRegistry) -> web.Applica
 
 
 def certificate_expiry(cert_file: Path) -> float:
+    """notAfter of the first (leaf) certificate in `cert_file`, in Unix seconds.
+
+    Decoded by the `ssl` module OpenSSL already loaded; cryptography (about 8 MB resident) is only the
+    fallback should CPython's decoder be unavailable or refuse the file.
+    """
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
+    if decode is not None:
+        try:
+            not_after = decode(str(cert_file))["notAfter"]
+            return float(ssl.cert_time_to_seconds(not_after))
+        except (ssl.SSLError, OSError, KeyError, ValueError):
+            pass
+    import datetime
+
+    from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
     return cert.not_valid_after_utc.replace(tzinfo=datetime.UTC).timestamp()
 
@@ -224,3 +251,42 @@ async def serve(
         await metrics_site.stop()
     log.info("stopped")
     return 0
+
+
+def main(config_file: Path | None) -> int:
+    """The `kubewright iamra serve` process: load the config (file + env), log, serve; the exit status."""
+    try:
+        config = load_config(config_file)
+    except ConfigError as err:
+        print(f"error: invalid configuration: {err}", file=sys.stderr, flush=True)
+        return 1
+    return run(config)
+
+
+def run(config: IamraConfig) -> int:
+    """`main` once the configuration is loaded."""
+    configure_logging(level=config.logging.level, log_format=config.logging.format)
+    limit_tls_read_buffers()
+    return asyncio.run(_serve_process(config))
+
+
+def limit_tls_read_buffers(size: int = TLS_READ_BUFFER_BYTES) -> None:
+    """Cap asyncio's per-connection TLS receive buffer (process-wide; see TLS_READ_BUFFER_BYTES)."""
+    from asyncio import sslproto
+
+    sslproto.SSLProtocol.max_size = min(sslproto.SSLProtocol.max_size, size)
+
+
+async def _serve_process(config: IamraConfig) -> int:
+    if config.sidecar.native != "auto":
+        return await serve(config, _no_version_needed)
+    # Imported here: lightkube is only needed to reach the API server, and only for `native: auto`.
+    from kubewright.runtime.kube import KubeClient
+
+    # /version is public; the service account is only needed to reach the API server at all.
+    async with KubeClient.from_environment(field_manager="iamra-injector") as kube:
+        return await serve(config, kube.server_version)
+
+
+async def _no_version_needed() -> dict[str, Any]:
+    raise RuntimeError("sidecar.native is fixed by configuration; the server version is not consulted")

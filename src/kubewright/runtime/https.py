@@ -12,12 +12,15 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from cryptography import x509
 
 from kubewright.runtime.logs import get_logger
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -124,6 +127,8 @@ def client_certificate(request: web.Request) -> x509.Certificate | None:
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
+    from cryptography import x509  # on use: only aggregated API servers read client certificates
+
     return x509.load_der_x509_certificate(der)
 
 

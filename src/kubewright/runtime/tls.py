@@ -27,8 +27,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from cryptography import x509
-
 from kubewright.runtime.clock import Clock
 from kubewright.runtime.logs import get_logger
 
@@ -179,6 +177,10 @@ def _in_memory_files(*contents: bytes) -> Iterator[list[str]]:
 def _describe(cert_pem: bytes) -> dict[str, str]:
     """Identity of the leaf certificate for the reload log line (what operators check after a renewal)."""
     try:
+        # Imported on use: cryptography costs ~8 MB resident, and webhooks capped on memory only need it
+        # when a rotation is logged.
+        from cryptography import x509
+
         leaf = x509.load_pem_x509_certificate(cert_pem)
     except ValueError:
         return {}
