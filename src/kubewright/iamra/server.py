@@ -35,6 +35,7 @@ from kubewright.iamra.metrics import IamraMetrics
 from kubewright.iamra.native import NativeMode
 from kubewright.iamra.pod import MalformedReview
 from kubewright.iamra.review import Decision, decide_review
+from kubewright.iamra.version_probe import in_cluster_endpoint, in_cluster_fetcher
 from kubewright.runtime import https, tls
 from kubewright.runtime.admission import AdmissionRequest, Allow, BadReview, Deny, add_admission_route
 from kubewright.runtime.clock import Clock, RealClock
@@ -280,7 +281,10 @@ def limit_tls_read_buffers(size: int = TLS_READ_BUFFER_BYTES) -> None:
 async def _serve_process(config: IamraConfig) -> int:
     if config.sidecar.native != "auto":
         return await serve(config, _no_version_needed)
-    # Imported here: lightkube is only needed to reach the API server, and only for `native: auto`.
+    endpoint = in_cluster_endpoint()
+    if endpoint is not None:
+        return await serve(config, in_cluster_fetcher(endpoint))
+    # Outside a pod (a kubeconfig): imported here, lightkube is only needed for that case.
     from kubewright.runtime.kube import KubeClient
 
     # /version is public; the service account is only needed to reach the API server at all.
