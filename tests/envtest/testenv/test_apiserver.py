@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kubewright.runtime.kube import CustomKind, Forbidden, KubeClient
+from kubewright.runtime.kube import CustomKind, Forbidden, KubeClient, NotFound
 from kubewright.testenv import pki
 from kubewright.testenv.layout import kubeconfig_document
 from kubewright.testenv.pytest_plugin import LocalCluster
@@ -75,6 +75,14 @@ async def test_crd_installed_and_watched(kube: KubeClient, namespace: str) -> No
     await wait_established(kube, crd["metadata"]["name"])
     KubeClient.register(WIDGETS)
     api_version = f"{WIDGETS.group}/{WIDGETS.version}"
+    # Established can precede the new resource being served by a moment: list until it answers.
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                await kube.list(api_version, WIDGETS.kind, namespace)
+                break
+            except NotFound:
+                await asyncio.sleep(0.1)  # poll
 
     seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -94,7 +102,13 @@ async def test_crd_installed_and_watched(kube: KubeClient, namespace: str) -> No
         )
         async with asyncio.timeout(20):
             while True:
-                event = await seen.get()
+                getter = asyncio.ensure_future(seen.get())
+                await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    watcher.result()  # the watch ended: surface its error instead of timing out
+                    raise AssertionError("the watch ended without an ADDED event for w1")
+                event = getter.result()
                 if event["type"] == "ADDED" and event["object"]["metadata"]["name"] == "w1":
                     break
         assert event["object"]["spec"] == {"size": 3}
