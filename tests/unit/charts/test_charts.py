@@ -9,7 +9,6 @@ rule as the control-plane tiers, so a missing build step never passes as green.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.helm import locate_helm, locate_helm_plugins, run_helm
+from tests.support.helm import locate_helm, locate_helm_plugins, run_helm, schema_gaps
 
 pytestmark = pytest.mark.unit
 
@@ -123,25 +122,6 @@ def test_rendered_config_is_accepted_by_the_webhook(helm: Path) -> None:
 # --- values.schema.json -----------------------------------------------------------------------------------
 
 
-def _schema_paths(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    paths: set[tuple[str, ...]] = set()
-    for key, sub in schema.get("properties", {}).items():
-        path = (*prefix, key)
-        paths.add(path)
-        paths |= _schema_paths(sub, path)
-    return paths
-
-
-def _value_paths(values: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    paths: set[tuple[str, ...]] = set()
-    for key, value in values.items():
-        path = (*prefix, str(key))
-        paths.add(path)
-        if isinstance(value, dict):
-            paths |= _value_paths(value, path)
-    return paths
-
-
 # Kubernetes objects passed through as they are: the schema types them as objects, not key by key.
 PASSTHROUGH = ("resources", "nodeSelector", "affinity", "podAnnotations", "securityContext",
                "containerSecurityContext", "labels", "annotations")  # fmt: skip
@@ -149,25 +129,9 @@ PASSTHROUGH = ("resources", "nodeSelector", "affinity", "podAnnotations", "secur
 
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda c: c.name)
 def test_schema_covers_every_value_and_closes_every_object(chart: Path) -> None:
-    schema = json.loads((chart / "values.schema.json").read_text())
-    values = yaml.safe_load((chart / "values.yaml").read_text())
-    in_schema = _schema_paths(schema)
-    missing = [
-        ".".join(path)
-        for path in sorted(_value_paths(values))
-        if path not in in_schema and not any(part in PASSTHROUGH for part in path[:-1])
-    ]
+    missing, open_objects = schema_gaps(chart, PASSTHROUGH)
     assert missing == []
-
-    def open_objects(node: dict[str, Any], where: str) -> list[str]:
-        found = []
-        if "properties" in node and node.get("additionalProperties") is not False:
-            found.append(where or "(root)")
-        for key, sub in node.get("properties", {}).items():
-            found += open_objects(sub, f"{where}.{key}".lstrip("."))
-        return found
-
-    assert open_objects(schema, "") == []
+    assert open_objects == []
 
 
 # --- README values tables ---------------------------------------------------------------------------------

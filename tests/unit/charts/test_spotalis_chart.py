@@ -8,7 +8,6 @@ rule as the control-plane tiers, so a missing build step never passes as green.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.helm import locate_helm, locate_helm_plugins, run_helm
+from tests.support.helm import locate_helm, locate_helm_plugins, run_helm, schema_gaps, value_paths
 
 pytestmark = pytest.mark.unit
 
@@ -96,51 +95,15 @@ def test_readme_values_table_is_current() -> None:
 # --- values.schema.json -----------------------------------------------------------------------------------
 
 
-def _schema_paths(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    paths: set[tuple[str, ...]] = set()
-    for key, sub in schema.get("properties", {}).items():
-        path = (*prefix, key)
-        paths.add(path)
-        paths |= _schema_paths(sub, path)
-    return paths
-
-
-def _leaf_paths(values: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    """Every key path; a list or an empty mapping is a leaf."""
-    paths: set[tuple[str, ...]] = set()
-    for key, value in values.items():
-        path = (*prefix, str(key))
-        paths.add(path)
-        if isinstance(value, dict):
-            paths |= _leaf_paths(value, path)
-    return paths
-
-
 # Kubernetes objects passed through as they are: the schema types them as objects, not key by key.
 PASSTHROUGH = ("resources", "nodeSelector", "affinity", "podAnnotations", "podSecurityContext",
                "securityContext", "strategy", "labels", "annotations")  # fmt: skip
 
 
 def test_schema_covers_every_value_and_closes_every_object() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    in_schema = _schema_paths(schema)
-    missing = [
-        ".".join(path)
-        for path in sorted(_leaf_paths(values))
-        if path not in in_schema and not any(part in PASSTHROUGH for part in path[:-1])
-    ]
+    missing, open_objects = schema_gaps(CHART, PASSTHROUGH)
     assert missing == []
-
-    def open_objects(node: dict[str, Any], where: str) -> list[str]:
-        found = []
-        if "properties" in node and node.get("additionalProperties") is not False:
-            found.append(where or "(root)")
-        for key, sub in node.get("properties", {}).items():
-            found += open_objects(sub, f"{where}.{key}".lstrip("."))
-        return found
-
-    assert open_objects(schema, "") == []
+    assert open_objects == []
 
 
 def test_values_keep_every_upstream_key() -> None:
@@ -174,7 +137,7 @@ def test_values_keep_every_upstream_key() -> None:
         "podDisruptionBudget.enabled", "podDisruptionBudget.minAvailable", "strategy",
     }  # fmt: skip
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    ours = {".".join(path) for path in _leaf_paths(values)}
+    ours = {".".join(path) for path in value_paths(values)}
     assert sorted(upstream - ours) == []
 
 
