@@ -15,24 +15,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from kubewright.runtime.kube import KubeClient
 from kubewright.spotalis import constants as c
-from kubewright.spotalis.config import SpotalisConfig
-from kubewright.spotalis.controllers.wiring import WorkloadController, attach_workload_controller
-from kubewright.spotalis.run_command import build
-from kubewright.testenv import pki
+from kubewright.spotalis.controllers.wiring import WorkloadController
 from kubewright.testenv.pytest_plugin import LocalCluster
-from kubewright.testenv.supervisor import free_ports
 from kubewright.testenv.workloads import wait_available
-from tests.sim.spotalis.test_basic_deployment import (
+from tests.support.spotalis import (
     CAPACITY_LABEL,
     MWC_API,
     managed_deployment,
     ready_pods,
     register_webhook,
+    running_spotalis,
     wait_webhook_live,
 )
 
@@ -46,54 +42,24 @@ async def spotalis_with_controller(
     cluster: LocalCluster, kube: KubeClient, namespace: str, tmp: Path
 ) -> AsyncIterator[WorkloadController]:
     """Spotalis (webhook + workload controller) running, its webhook registered and live for `namespace`."""
-    serving = pki.issue_serving_cert(tmp / "certs", cluster.pki.ca, "spotalis-webhook", ("localhost",))
-    webhook_port, health_port, metrics_port = free_ports(3)
-    config = SpotalisConfig.model_validate(
-        {
-            "operator": {"leaderElection": {"enabled": False}, "preShutdownDelay": "0s"},
-            "controllers": {
-                "reconcileInterval": "5s",
-                "workloadTiming": {"cooldownPeriod": "2s", "disruptionRetryInterval": "30s"},
-                "fallback": {"timeout": "15s", "backoff": "30s"},
-            },
-            "webhook": {
-                "port": webhook_port,
-                "certDir": str(serving.cert.parent),
-                "certName": serving.cert.name,
-                "keyName": serving.key.name,
-            },
-            "observability": {
-                "metrics": {"bindAddress": f"127.0.0.1:{metrics_port}"},
-                "health": {"bindAddress": f"127.0.0.1:{health_port}"},
-            },
-        }
-    )
+    timings = {
+        "reconcileInterval": "5s",
+        "workloadTiming": {"cooldownPeriod": "2s", "disruptionRetryInterval": "30s"},
+        "fallback": {"timeout": "15s", "backoff": "30s"},
+    }
     await kube.merge_patch("v1", "Namespace", namespace, {"metadata": {"labels": {c.ENABLED_LABEL: "true"}}})
     mwc_name = f"spotalis-ctl-{namespace}"
-    async with cluster.client(field_manager="spotalis-controller") as own:
-        process = build(own, config, webhook_host="127.0.0.1")
-        controller = attach_workload_controller(process, own)
-        task = asyncio.create_task(process.manager.run())
+    async with running_spotalis(cluster, tmp, controllers=timings, with_controller=True) as local:
+        server = local.process.webhook_server
+        assert server is not None
+        assert server.running is not None
+        assert local.controller is not None
         try:
-            async with aiohttp.ClientSession() as http, asyncio.timeout(60):
-                while True:
-                    if task.done():
-                        raise RuntimeError(f"spotalis exited early: {task.result()}")
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with http.get(f"http://127.0.0.1:{health_port}/readyz") as r:
-                            if r.status == 200:
-                                break
-                    await asyncio.sleep(0.2)  # poll: until /readyz passes
-            assert process.webhook_server is not None
-            assert process.webhook_server.running is not None
-            await register_webhook(kube, cluster, mwc_name, process.webhook_server.running.port)
+            await register_webhook(kube, cluster, mwc_name, server.running.port)
             await wait_webhook_live(kube, namespace)
-            yield controller
+            yield local.controller
         finally:
             await kube.delete(MWC_API, "MutatingWebhookConfiguration", mwc_name, missing_ok=True)
-            process.manager.request_stop()
-            async with asyncio.timeout(30):
-                await task
 
 
 async def split_of(kube: KubeClient, namespace: str, app: str) -> Counter[str]:
