@@ -8,7 +8,8 @@ typed by what a caller decides on (NotFound, Conflict, Gone, Forbidden, Invalid)
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,15 @@ _BY_CODE: dict[int, type[KubeError]] = {
     422: Invalid,
     429: TooManyRequests,
 }
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    """Turn lightkube's and the transport's exceptions into the typed errors callers decide on."""
+    try:
+        yield
+    except (ApiError, httpx.TransportError) as err:
+        raise _typed(err) from err
 
 
 def _typed(err: ApiError | httpx.TransportError) -> KubeError:
@@ -163,10 +173,8 @@ class KubeClient:
             raise ValueError(f"{kind}.{api_version} has no {sub.lower()} subresource") from None
 
     async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj:
-        try:
+        with _api_errors():
             obj = await self._client.get(self._resource(api_version, kind), name, namespace=namespace)
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
         return _to_dict(obj)
 
     async def list(
@@ -180,7 +188,7 @@ class KubeClient:
         chunk_size: int = 500,
     ) -> Ops:
         """All matching objects, fetched in pages of `chunk_size` (selectors applied server-side)."""
-        try:
+        with _api_errors():
             return [
                 _to_dict(o)
                 async for o in self._client.list(
@@ -191,32 +199,24 @@ class KubeClient:
                     chunk_size=chunk_size,
                 )
             ]
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
 
     async def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
-        try:
+        with _api_errors():
             created = await self._client.create(codecs.from_dict(obj), dry_run=dry_run)
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
         return _to_dict(created)
 
     async def apply(self, obj: Obj, *, force: bool = True, dry_run: bool = False) -> Obj:
         """Server-side apply: we own exactly the fields in `obj` under our field manager."""
-        try:
+        with _api_errors():
             applied = await self._client.apply(
                 codecs.from_dict(obj), field_manager=self.field_manager, force=force, dry_run=dry_run
             )
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
         return _to_dict(applied)
 
     async def replace(self, obj: Obj) -> Obj:
         """PUT the whole object; with metadata.resourceVersion set, a concurrent writer gives Conflict."""
-        try:
+        with _api_errors():
             out = await self._client.replace(codecs.from_dict(obj), field_manager=self.field_manager)
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
         return _to_dict(out)
 
     async def merge_patch(
@@ -234,12 +234,10 @@ class KubeClient:
 
     async def get_scale(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj:
         """The scale subresource (autoscaling/v1 Scale): spec.replicas, status.replicas, status.selector."""
-        try:
+        with _api_errors():
             scale = await self._client.get(
                 self._subresource(api_version, kind, "Scale"), name, namespace=namespace
             )
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
         return _to_dict(scale)
 
     async def set_scale(
@@ -272,10 +270,8 @@ class KubeClient:
         if options:
             eviction["deleteOptions"] = options
         res = self._subresource("v1", "Pod", "Eviction")
-        try:
+        with _api_errors():
             await self._client.create(res.from_dict(eviction), name=name, namespace=namespace)
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
 
     async def json_patch(
         self, api_version: str, kind: str, name: str, ops: Ops, namespace: str | None = None
@@ -297,10 +293,8 @@ class KubeClient:
             if subresource
             else self._resource(api_version, kind)
         )
-        try:
+        with _api_errors():
             out = await self._client.patch(res, name, patch, namespace=namespace, patch_type=patch_type)
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
         return _to_dict(out)
 
     async def delete(
@@ -324,7 +318,7 @@ class KubeClient:
         self, name: str, namespace: str, command: Sequence[str], *, container: str | None = None
     ) -> tuple[int, str, str]:
         """Run `command` in a pod over the exec websocket; returns (exit code, stdout, stderr)."""
-        try:
+        with _api_errors():
             res = await self._client.exec(
                 name,
                 namespace=namespace,
@@ -333,8 +327,6 @@ class KubeClient:
                 stdout=True,
                 stderr=True,
             )
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
         return res.exit_code, _text(res.stdout), _text(res.stderr)
 
     async def server_version(self) -> Obj:
@@ -421,11 +413,9 @@ class KubeClient:
 
     async def events(self, api_version: str, kind: str, namespace: str | None = None) -> AsyncIterator[Obj]:
         """A single watch stream of {"type", "object"} events (the informer builds resilience on top)."""
-        try:
+        with _api_errors():
             async for op, obj in self._client.watch(self._resource(api_version, kind), namespace=namespace):
                 yield {"type": op, "object": _to_dict(obj)}
-        except (ApiError, httpx.TransportError) as err:
-            raise _typed(err) from err
 
 
 def _to_dict(obj: Any) -> Obj:
