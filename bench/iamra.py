@@ -267,60 +267,7 @@ def handler_seconds(metrics_port: int) -> tuple[float, float]:
 
 def review_body() -> bytes:
     """A Pod CREATE review of a 3-container annotated pod, with UID_PLACEHOLDER as its uid."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "generateName": "service-7c9f8d6b5-",
-            "namespace": "team-a",
-            "labels": {"app.kubernetes.io/name": "service", "pod-template-hash": "7c9f8d6b5"},
-            "annotations": {**ANNOTATIONS, "kubectl.kubernetes.io/default-container": "app-0"},
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
-                    "name": "service-7c9f8d6b5",
-                    "uid": "4b7c1f0e-2a61-4d8e-9a55-2f0c6d3e8b11",
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {
-            "serviceAccountName": "service",
-            "containers": [iamra_mutate.container(i) for i in range(POD_CONTAINERS)],
-            "volumes": [
-                {"name": "config", "configMap": {"name": "service", "defaultMode": 420}},
-                {
-                    "name": "kube-api-access",
-                    "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]},
-                },
-            ],
-            "restartPolicy": "Always",
-            "dnsPolicy": "ClusterFirst",
-            "schedulerName": "default-scheduler",
-            "terminationGracePeriodSeconds": 30,
-        },
-    }
-    request = {
-        "uid": UID_PLACEHOLDER,
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-        "namespace": "team-a",
-        "operation": "CREATE",
-        "userInfo": {
-            "username": "system:serviceaccount:kube-system:replicaset-controller",
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-        },
-        "object": pod,
-        "oldObject": None,
-        "dryRun": False,
-        "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
-    }
-    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
-    return json.dumps(review, separators=(",", ":")).encode()
+    return iamra_mutate.review_bytes(POD_CONTAINERS, UID_PLACEHOLDER, ANNOTATIONS)
 
 
 @dataclass

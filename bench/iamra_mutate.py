@@ -79,7 +79,18 @@ def container(index: int) -> dict[str, Any]:
     }
 
 
-def review_bytes() -> bytes:
+DEFAULT_UID = "b7c3a1d2-0000-4000-8000-000000000001"
+DEFAULT_ANNOTATIONS = {
+    "iamra.aws/role-arn": ROLE,
+    "iamra.aws/signing-profile-arn": PROFILE,
+    "iamra.aws/region": "eu-west-1",
+}
+
+
+def review_bytes(
+    containers: int = CONTAINERS, uid: str = DEFAULT_UID, annotations: dict[str, str] | None = None
+) -> bytes:
+    """A Pod CREATE review as the ReplicaSet controller sends it, for an annotated `containers`-pod."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -88,9 +99,7 @@ def review_bytes() -> bytes:
             "namespace": "team-a",
             "labels": {"app.kubernetes.io/name": "service", "pod-template-hash": "7c9f8d6b5"},
             "annotations": {
-                "iamra.aws/role-arn": ROLE,
-                "iamra.aws/signing-profile-arn": PROFILE,
-                "iamra.aws/region": "eu-west-1",
+                **(DEFAULT_ANNOTATIONS if annotations is None else annotations),
                 "kubectl.kubernetes.io/default-container": "app-0",
             },
             "ownerReferences": [
@@ -105,7 +114,7 @@ def review_bytes() -> bytes:
         },
         "spec": {
             "serviceAccountName": "service",
-            "containers": [container(i) for i in range(CONTAINERS)],
+            "containers": [container(i) for i in range(containers)],
             "volumes": [
                 {"name": "config", "configMap": {"name": "service", "defaultMode": 420}},
                 {
@@ -120,7 +129,7 @@ def review_bytes() -> bytes:
         },
     }
     request = {
-        "uid": "b7c3a1d2-0000-4000-8000-000000000001",
+        "uid": uid,
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"},
         "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
